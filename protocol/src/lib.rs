@@ -1,0 +1,14 @@
+//! Sans-IO core of blindmatch.
+//!
+//! Pure and deterministic: no tokio, no sockets, no files, no clocks. Randomness is
+//! injected by the caller.
+
+pub mod error;
+pub mod group;
+pub mod ident;
+pub mod wire;
+pub mod transcript;
+pub mod session;
+pub mod audit;
+
+pub use error::Error;

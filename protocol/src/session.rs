@@ -1,0 +1,1 @@
+//! session (work in progress).

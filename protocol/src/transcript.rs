@@ -1,0 +1,1 @@
+//! transcript (work in progress).
