@@ -1,0 +1,1 @@
+//! driver (work in progress).
