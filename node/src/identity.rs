@@ -1,1 +1,0 @@
-//! identity (work in progress).
