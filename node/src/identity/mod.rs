@@ -44,7 +44,6 @@ use rustls::sign::CertifiedKey;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-#[allow(unused_imports)] // used by `config`, which is being written
 pub(crate) use atomic::{Access, write_file as write_file_atomic};
 pub use fingerprint::Fingerprint;
 

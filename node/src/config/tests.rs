@@ -1,0 +1,351 @@
+use super::*;
+
+const FP_A: &str = "aa00000000000000000000000000000000000000000000000000000000000001";
+const FP_B: &str = "bb00000000000000000000000000000000000000000000000000000000000002";
+
+fn full() -> String {
+    format!(
+        r#"
+[node]
+name = "acme"
+listen = "127.0.0.1:7447"
+
+[limits]
+max_concurrent_sessions = 4
+idle_timeout_secs = 60
+
+[[peers]]
+name = "bob"
+addr = "bob.example.com:7447"
+fingerprint = "sha256:{FP_A}"
+offers = ["crm", "leads"]
+modes = ["cardinality", "both"]
+max_peer_set_size = 1000000
+
+[[peers]]
+name = "carol"
+addr = "[::1]:9000"
+fingerprint = "{FP_B}"
+"#
+    )
+}
+
+fn invalid_key(text: &str) -> (String, String) {
+    match NodeConfig::parse(text, Some(Path::new("/data/node.toml"))) {
+        Err(ConfigError::Invalid { key, problem, .. }) => (key, problem),
+        other => panic!("expected an invalid-value error, got {other:?}"),
+    }
+}
+
+#[test]
+fn parses_a_full_file() {
+    let config = NodeConfig::parse(&full(), None).unwrap();
+    assert_eq!(config.node.name, "acme");
+    assert_eq!(config.node.listen, "127.0.0.1:7447".parse().unwrap());
+    assert_eq!(config.limits.max_concurrent_sessions, 4);
+    assert_eq!(config.limits.idle_timeout, Duration::from_secs(60));
+    let bob = config.peer("bob").unwrap();
+    assert_eq!(bob.addr.host(), "bob.example.com");
+    assert_eq!(bob.addr.port(), 7447);
+    assert_eq!(bob.fingerprint.to_string(), FP_A);
+    assert_eq!(bob.offers, ["crm", "leads"]);
+    assert!(bob.offers("crm") && !bob.offers("other"));
+    assert_eq!(bob.modes, [AllowedMode::Cardinality, AllowedMode::Both]);
+    assert!(!bob.allows_mode(AllowedMode::Initiator));
+    assert_eq!(bob.max_peer_set_size, Some(1_000_000));
+    let carol = config.peer("carol").unwrap();
+    assert_eq!(carol.addr.to_string(), "[::1]:9000");
+    assert_eq!(carol.modes, AllowedMode::ALL);
+    assert!(carol.offers.is_empty());
+    assert_eq!(carol.max_peer_set_size, None);
+    let fp_b: Fingerprint = FP_B.parse().unwrap();
+    assert_eq!(config.peer_by_fingerprint(&fp_b).unwrap().name, "carol");
+    assert_eq!(config.pinned_fingerprints().len(), 2);
+}
+
+#[test]
+fn defaults_apply() {
+    let config = NodeConfig::parse("[node]\nname = \"acme\"\n", None).unwrap();
+    assert_eq!(config.node.listen, DEFAULT_LISTEN.parse().unwrap());
+    assert_eq!(config.limits, Limits::default());
+    assert_eq!(config.limits.max_concurrent_sessions, 16);
+    assert_eq!(config.limits.idle_timeout, Duration::from_secs(30));
+    assert!(config.peers().is_empty());
+    assert_eq!(config, NodeConfig::new("acme").unwrap());
+}
+
+#[test]
+fn save_and_load_round_trip() {
+    let data = tempfile::tempdir().unwrap();
+    let config = NodeConfig::parse(&full(), None).unwrap();
+    config.save(data.path()).unwrap();
+    assert_eq!(NodeConfig::load(data.path()).unwrap(), config);
+    // Saving again replaces the file.
+    let mut changed = config.clone();
+    changed.remove_peer("bob").unwrap();
+    changed.save(data.path()).unwrap();
+    assert_eq!(NodeConfig::load(data.path()).unwrap(), changed);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(NodeConfig::path(data.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn saved_file_lists_modes_explicitly() {
+    let config = NodeConfig::parse(&full(), None).unwrap();
+    let text = config.to_toml().unwrap();
+    assert!(
+        text.contains(r#"modes = ["both", "initiator", "responder", "cardinality"]"#),
+        "{text}"
+    );
+}
+
+#[test]
+fn missing_file_says_to_init() {
+    let data = tempfile::tempdir().unwrap();
+    let err = NodeConfig::load(data.path()).unwrap_err();
+    assert!(matches!(err, ConfigError::NotFound { .. }));
+    assert!(err.to_string().contains("blindmatch init"), "{err}");
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_the_key() {
+    for (text, key) in [
+        ("[node]\nname = \"a\"\nlisten_addr = \"x\"\n", "listen_addr"),
+        ("[node]\nname = \"a\"\n[limitz]\n", "limitz"),
+        (
+            "[node]\nname = \"a\"\n[[peers]]\nname = \"b\"\naddr = \"h:1\"\nfingerprint = \"x\"\nofers = []\n",
+            "ofers",
+        ),
+    ] {
+        let err = NodeConfig::parse(text, Some(Path::new("/data/node.toml"))).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{message}");
+        assert!(message.contains(key), "{message}");
+        assert!(message.starts_with("/data/node.toml"), "{message}");
+    }
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let base = full();
+    let cases = [
+        (
+            base.replace("sha256:aa", "sha256:zz"),
+            "peers[0].fingerprint",
+            "not a SHA-256 fingerprint",
+        ),
+        (
+            base.replace(FP_B, "abcd"),
+            "peers[1].fingerprint",
+            "not a SHA-256 fingerprint",
+        ),
+        (
+            base.replace("\"cardinality\"", "\"everything\""),
+            "peers[0].modes[0]",
+            "unknown output mode",
+        ),
+        (
+            base.replace("\"cardinality\", \"both\"", "\"both\", \"both\""),
+            "peers[0].modes[1]",
+            "twice",
+        ),
+        (
+            base.replace("[::1]:9000", "::1:9000"),
+            "peers[1].addr",
+            "brackets",
+        ),
+        (
+            base.replace("bob.example.com:7447", "bob.example.com"),
+            "peers[0].addr",
+            "host:port",
+        ),
+        (
+            base.replace("bob.example.com:7447", "bob.example.com:0"),
+            "peers[0].addr",
+            "port",
+        ),
+        (
+            base.replace("bob.example.com:7447", "bob_x.com:1"),
+            "peers[0].addr",
+            "host name",
+        ),
+        (
+            base.replace("\"leads\"", "\"crm\""),
+            "peers[0].offers[1]",
+            "twice",
+        ),
+        (
+            base.replace("\"leads\"", "\"my leads\""),
+            "peers[0].offers[1]",
+            "dataset name",
+        ),
+        (
+            base.replace("1000000", "0"),
+            "peers[0].max_peer_set_size",
+            "at least 1",
+        ),
+        (
+            base.replace("\"carol\"", "\"bob\""),
+            "peers[1].name",
+            "unique",
+        ),
+        (
+            base.replace(FP_B, FP_A),
+            "peers[1].fingerprint",
+            "only once",
+        ),
+        (base.replace("\"carol\"", "\"\""), "peers[1].name", "empty"),
+        (
+            base.replace("name = \"acme\"", "name = \"a c\""),
+            "node.name",
+            "letters",
+        ),
+        (
+            base.replace("127.0.0.1:7447", "localhost:7447"),
+            "node.listen",
+            "IP address",
+        ),
+        (
+            base.replace("= 4", "= 0"),
+            "limits.max_concurrent_sessions",
+            "outside",
+        ),
+        (
+            base.replace("= 60", "= 0"),
+            "limits.idle_timeout_secs",
+            "outside",
+        ),
+        (
+            base.replace("= 60", "= 100000"),
+            "limits.idle_timeout_secs",
+            "outside",
+        ),
+    ];
+    for (text, want_key, want_problem) in cases {
+        let (key, problem) = invalid_key(&text);
+        assert_eq!(key, want_key, "{problem}");
+        assert!(problem.contains(want_problem), "{key}: {problem}");
+    }
+    let err = NodeConfig::parse(
+        &base.replace(FP_B, "abcd"),
+        Some(Path::new("/data/node.toml")),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("/data/node.toml: peers[1].fingerprint: not a SHA-256 fingerprint"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_types_are_parse_errors() {
+    let err = NodeConfig::parse("[node]\nname = 5\n", None).unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+    let err = NodeConfig::parse("", None).unwrap_err();
+    assert!(err.to_string().contains("node"), "{err}");
+}
+
+#[test]
+fn add_and_remove_peers() {
+    let mut config = NodeConfig::new("acme").unwrap();
+    let fp_a: Fingerprint = FP_A.parse().unwrap();
+    let fp_b: Fingerprint = FP_B.parse().unwrap();
+    let addr: PeerAddr = "10.0.0.5:7447".parse().unwrap();
+    config
+        .add_peer(PeerConfig::new("bob", addr.clone(), fp_a))
+        .unwrap();
+
+    let err = config
+        .add_peer(PeerConfig::new("bob", addr.clone(), fp_b))
+        .unwrap_err();
+    assert!(
+        matches!(err, ConfigError::DuplicatePeerName { .. }),
+        "{err}"
+    );
+    let err = config
+        .add_peer(PeerConfig::new("carol", addr.clone(), fp_a))
+        .unwrap_err();
+    assert!(
+        matches!(err, ConfigError::DuplicateFingerprint { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("`bob`"), "{err}");
+    let err = config
+        .add_peer(PeerConfig::new("no spaces", addr.clone(), fp_b))
+        .unwrap_err();
+    assert!(err.to_string().starts_with("peer.name:"), "{err}");
+
+    config
+        .add_peer(PeerConfig::new("carol", addr, fp_b))
+        .unwrap();
+    assert_eq!(config.peers().len(), 2);
+    let removed = config.remove_peer("bob").unwrap();
+    assert_eq!(removed.fingerprint, fp_a);
+    assert!(config.peer_by_fingerprint(&fp_a).is_none());
+    let err = config.remove_peer("bob").unwrap_err();
+    assert!(matches!(err, ConfigError::UnknownPeer { .. }));
+    assert!(err.to_string().contains("known peers: carol"), "{err}");
+}
+
+#[test]
+fn allowed_mode_names() {
+    for mode in AllowedMode::ALL {
+        assert_eq!(mode.to_string().parse::<AllowedMode>().unwrap(), mode);
+    }
+    assert!("Both".parse::<AllowedMode>().is_err());
+    #[derive(Deserialize, Serialize)]
+    struct Holder {
+        mode: AllowedMode,
+    }
+    let holder: Holder = toml::from_str("mode = \"cardinality\"").unwrap();
+    assert_eq!(holder.mode, AllowedMode::Cardinality);
+    assert_eq!(
+        toml::to_string(&holder).unwrap(),
+        "mode = \"cardinality\"\n"
+    );
+}
+
+#[test]
+fn peer_addr_forms() {
+    for (text, host, port) in [
+        ("partner.example.com:7447", "partner.example.com", 7447),
+        ("10.0.0.5:1", "10.0.0.5", 1),
+        ("[2001:db8::5]:7447", "2001:db8::5", 7447),
+        ("localhost:65535", "localhost", 65535),
+    ] {
+        let addr: PeerAddr = text.parse().unwrap();
+        assert_eq!((addr.host(), addr.port()), (host, port));
+        assert_eq!(addr.to_string(), text);
+    }
+    for bad in [
+        "",
+        ":7447",
+        "host:",
+        "host:70000",
+        "[::1:7447",
+        "[nope]:1",
+        "-x.com:1",
+        "a..b:1",
+    ] {
+        assert!(bad.parse::<PeerAddr>().is_err(), "{bad}");
+    }
+    let from_socket = PeerAddr::from("[::1]:5".parse::<SocketAddr>().unwrap());
+    assert_eq!(from_socket.to_string(), "[::1]:5");
+}
+
+#[tokio::test]
+async fn peer_addr_resolves_literals() {
+    let addr: PeerAddr = "127.0.0.1:7447".parse().unwrap();
+    assert_eq!(
+        addr.resolve("bob").await.unwrap(),
+        "127.0.0.1:7447".parse().unwrap()
+    );
+}
