@@ -1,1 +1,0 @@
-//! ident (work in progress).
