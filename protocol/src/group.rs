@@ -1,1 +1,0 @@
-//! group (work in progress).
