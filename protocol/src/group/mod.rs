@@ -212,6 +212,18 @@ mod tests {
     }
 
     #[test]
+    fn kind_codes_match_ident() {
+        use crate::ident::IdentKind;
+        assert_eq!(IdentKind::Email.code(), KIND_CODE_EMAIL);
+        assert_eq!(IdentKind::Phone.code(), KIND_CODE_PHONE);
+        assert_eq!(IdentKind::NameCompany.code(), KIND_CODE_NAME_COMPANY);
+        assert_eq!(IdentKind::Custom.code(), KIND_CODE_CUSTOM);
+        let table: Vec<u8> = IDENTIFIER_DSTS.iter().map(|(code, _)| *code).collect();
+        let kinds: Vec<u8> = IdentKind::ALL.iter().map(|k| k.code()).collect();
+        assert_eq!(table, kinds, "every kind has a named DST, and no other");
+    }
+
+    #[test]
     fn hash_identifier_uses_the_kind_dst() {
         let v: &[u8] = b"alice@example.com";
         for code in 0..=255u8 {
