@@ -486,4 +486,5 @@ fn list_or_none(names: &[String]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;

@@ -96,6 +96,7 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

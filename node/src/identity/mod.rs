@@ -443,13 +443,13 @@ fn warn_if_readable_by_others(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = fs::metadata(path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    "private key is readable by other users; run `chmod 600` on it"
-                );
-            }
+        if let Ok(meta) = fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                path = %path.display(),
+                "private key is readable by other users; run `chmod 600` on it"
+            );
         }
     }
     #[cfg(not(unix))]
@@ -473,4 +473,5 @@ fn corrupt(path: &Path, problem: impl Into<String>) -> IdentityError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;

@@ -1,1 +1,0 @@
-//! transport (work in progress).
