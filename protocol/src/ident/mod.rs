@@ -68,12 +68,13 @@
 //!    the first digit.
 //! 5. A leading `00` (the international prefix of China and most countries) becomes `+`.
 //!    3–17 digits are required ([`InvalidIdentifier::PhoneDigitCount`]).
-//! 6. A number starting with `+` is parsed with no default region, so every node reads
+//! 6. The default region's own international prefix (e.g. `011` for the US; `00` for
+//!    China) also becomes `+`, unless a `0` follows it.
+//! 7. A number starting with `+` is parsed with no default region, so every node reads
 //!    it the same way; any other number is parsed in the normaliser's default region by
-//!    the `phonenumber` crate (libphonenumber's rules and metadata): the national trunk
-//!    prefix `0` is dropped (`010-12345678` → `+861012345678`), and other international
-//!    prefixes of the region (e.g. `011` for the US) are understood.
-//! 7. The number must be valid for its country (`phonenumber::is_valid`: length and
+//!    the `phonenumber` crate (libphonenumber's rules and metadata), which drops the
+//!    national trunk prefix (`010-12345678` → `+861012345678`).
+//! 8. The number must be valid for its country (`phonenumber::is_valid`: length and
 //!    number ranges), else [`InvalidIdentifier::InvalidPhone`]; the E.164 result must
 //!    read back as itself.
 //!
@@ -119,6 +120,7 @@ mod phone;
 mod text;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 use std::fmt;

@@ -42,7 +42,10 @@ pub(super) fn normalise(raw: &str, region: Id) -> Result<String, InvalidIdentifi
     let text = text::canonical(raw, Case::Keep, MAX_PHONE_BYTES)?.to_ascii_lowercase();
     let text = strip_label(&text);
     let (body, extension) = split_extension(text)?;
-    let dial = dial_string(body)?;
+    let mut dial = dial_string(body)?;
+    if let Some(international) = strip_international_prefix(region, &dial) {
+        dial = format!("+{international}");
+    }
 
     let e164 = if dial.starts_with('+') {
         // The default region plays no part for international numbers, so every node
@@ -138,6 +141,27 @@ fn dial_string(body: &str) -> Result<String, InvalidIdentifier> {
         return Err(InvalidIdentifier::PhoneDigitCount);
     }
     Ok(dial)
+}
+
+/// The number after the default region's international call prefix (`011` in the US),
+/// if `dial` starts with one. We resolve it here rather than leave it to the
+/// `phonenumber` crate, which would go on to read the foreign number with the default
+/// region's trunk-prefix rules (a US default turns `011 86 138…` into `+86 38…`).
+fn strip_international_prefix(region: Id, dial: &str) -> Option<&str> {
+    if dial.starts_with('+') {
+        return None;
+    }
+    let end = panic::catch_unwind(|| {
+        let meta = phonenumber::metadata::DATABASE.by_id(region.as_ref())?;
+        let found = meta.international_prefix()?.find(dial)?;
+        (found.start() == 0).then_some(found.end())
+    })
+    .ok()
+    .flatten()?;
+    // As in libphonenumber: a country code never starts with 0, so `0` after the
+    // prefix means it was not one.
+    dial.get(end..)
+        .filter(|rest| !rest.is_empty() && !rest.starts_with('0'))
 }
 
 /// Parses `dial` (ASCII, `+`? digits) and formats it as E.164 if it is a valid number.
