@@ -256,6 +256,12 @@ impl NodeConfig {
         self.peers.iter().find(|peer| peer.name == name)
     }
 
+    /// The peer called `name`, to change its settings. Uniqueness of names and
+    /// fingerprints is checked again by [`save`](Self::save) and [`to_toml`](Self::to_toml).
+    pub fn peer_mut(&mut self, name: &str) -> Option<&mut PeerConfig> {
+        self.peers.iter_mut().find(|peer| peer.name == name)
+    }
+
     /// The peer whose certificate has this fingerprint.
     pub fn peer_by_fingerprint(&self, fingerprint: &Fingerprint) -> Option<&PeerConfig> {
         self.peers

@@ -287,6 +287,16 @@ fn add_and_remove_peers() {
         .add_peer(PeerConfig::new("carol", addr, fp_b))
         .unwrap();
     assert_eq!(config.peers().len(), 2);
+    config
+        .peer_mut("carol")
+        .unwrap()
+        .offers
+        .push("crm".to_owned());
+    assert!(config.peer("carol").unwrap().offers("crm"));
+    config.peer_mut("carol").unwrap().fingerprint = fp_a;
+    let err = config.to_toml().unwrap_err();
+    assert!(err.to_string().contains("only once"), "{err}");
+    config.peer_mut("carol").unwrap().fingerprint = fp_b;
     let removed = config.remove_peer("bob").unwrap();
     assert_eq!(removed.fingerprint, fp_a);
     assert!(config.peer_by_fingerprint(&fp_a).is_none());

@@ -237,11 +237,15 @@ impl Default for TransportTuning {
 }
 
 impl TransportTuning {
-    /// The defaults with another idle timeout (from `[limits] idle_timeout_secs`).
+    /// The defaults with another idle timeout (from `[limits] idle_timeout_secs`); the
+    /// keep-alive is shortened to a third of it when needed, so that two lost
+    /// keep-alives in a row still do not close the connection.
     pub fn with_idle_timeout(idle_timeout: Duration) -> Self {
+        let defaults = Self::default();
         Self {
             idle_timeout,
-            ..Self::default()
+            keep_alive: defaults.keep_alive.min(idle_timeout / 3),
+            ..defaults
         }
     }
 

@@ -414,6 +414,13 @@ fn tuning_is_validated() {
             "{tuning:?}"
         );
     }
+    let short = TransportTuning::with_idle_timeout(Duration::from_secs(3));
+    assert_eq!(short.keep_alive, Duration::from_secs(1));
+    assert!(short.transport_config().is_ok());
+    assert_eq!(
+        TransportTuning::with_idle_timeout(Duration::from_secs(60)).keep_alive,
+        Duration::from_secs(5)
+    );
     let no_keep_alive = TransportTuning {
         keep_alive: Duration::ZERO,
         ..TransportTuning::default()
