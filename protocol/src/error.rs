@@ -252,9 +252,9 @@ impl Error {
             Error::PeerMisbehaved(
                 PeerMisbehaved::TooManyPoints { .. } | PeerMisbehaved::SetTooLarge { .. },
             ) => CloseCode::LIMIT_EXCEEDED,
-            Error::PeerMisbehaved(PeerMisbehaved::ReflectedPoints | PeerMisbehaved::NotReblinded) => {
-                CloseCode::BAD_POINTS
-            }
+            Error::PeerMisbehaved(
+                PeerMisbehaved::ReflectedPoints | PeerMisbehaved::NotReblinded,
+            ) => CloseCode::BAD_POINTS,
             Error::PeerMisbehaved(_) => CloseCode::PROTOCOL_VIOLATION,
             Error::PeerIncompatible(_) => CloseCode::INCOMPATIBLE,
             Error::Refused { .. } => CloseCode::REFUSED,
