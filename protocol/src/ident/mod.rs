@@ -32,6 +32,11 @@
 //!    ([`InvalidIdentifier::UnassignedCharacter`]; private-use characters are allowed).
 //! 7. Length limits are in UTF-8 bytes of the normalised value.
 //!
+//! The Unicode data comes from the `unicode-normalization` crate (NFKC, assigned code
+//! points) and the Rust standard library (lowercase), both pinned by `Cargo.lock` and the
+//! toolchain. An upgrade that changes their data for assigned characters changes outputs
+//! and so needs a new version; the golden table is the canary.
+//!
 //! # Email ([`Normaliser::email`])
 //!
 //! After the common steps: one pair of enclosing angle brackets (`<a@b.cn>`) and then a
@@ -78,10 +83,12 @@
 //!    number ranges), else [`InvalidIdentifier::InvalidPhone`]; the E.164 result must
 //!    read back as itself.
 //!
-//! A bare `8613800138000` (country code without `+` or `00`) is left to libphonenumber:
-//! with default region CN, a leading `86` is taken as the country code when the digits
-//! are not a plausible national number, which holds for an 86-prefixed 11-digit mobile,
-//! so it gives `+8613800138000`.
+//! The trunk prefix written in parentheses in international form is dropped too
+//! (`+86 (0)10 1234 5678` → `+861012345678`). A bare `8613800138000` (country code
+//! without `+` or `00`) is left to libphonenumber: with default region CN, a leading `86`
+//! is taken as the country code when the digits are not a plausible national number,
+//! which holds for an 86-prefixed 11-digit mobile (and `861012345678` for a Beijing
+//! landline), so it gives `+8613800138000`.
 //!
 //! # Name + company ([`Normaliser::name_company`])
 //!
@@ -92,9 +99,10 @@
 //! `华为 Technologies` = `华为technologies`. Name order, titles, diacritics and pinyin
 //! versus characters are not reconciled (`Zhang San` ≠ `San Zhang` ≠ `张三`).
 //!
-//! The company then loses, repeatedly from its end, until nothing changes:
+//! The company then loses, repeatedly from its end, until nothing changes: its trailing
+//! junk, then the first of the following that ends it (tried in this order):
 //!
-//! - trailing whitespace and `.` `,` `;` `:` `-` `&` `/` `·` `、` `。`;
+//! - trailing junk: whitespace and `.` `,` `;` `:` `-` `&` `/` `·` `、` `。`;
 //! - one of these decorations: `(中国)` `(中國)` `(china)` `(集团)` `(集團)` `(group)`
 //!   (full-width brackets are ASCII after NFKC);
 //! - one of these Chinese suffixes, longest first: `股份有限公司`, `有限责任公司`,
@@ -103,7 +111,8 @@
 //!   (or is CJK): `incorporated`, `corporation`, `limited`, `company`, `group`, `l.l.c`,
 //!   `gmbh`, `corp`, `inc`, `llc`, `ltd`, `plc`, `pte`, `ag`, `co`.
 //!
-//! A suffix is removed only if something remains, so `有限公司` alone stays. Examples:
+//! If removing that suffix would leave nothing (or only junk), the company is left as it
+//! is, so `有限公司` alone stays `有限公司` (not `有限`). Examples:
 //! `西门子（中国）有限公司` → `西门子`; `Huawei Technologies Co., Ltd.` →
 //! `huawei technologies`; `阿里巴巴集团控股有限公司` → `阿里巴巴集团控股`. Parts are at
 //! most 256 bytes each; an empty part is [`InvalidIdentifier::EmptyName`] or

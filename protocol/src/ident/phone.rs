@@ -54,8 +54,9 @@ pub(super) fn normalise(raw: &str, region: Id) -> Result<String, InvalidIdentifi
     } else {
         parse_valid(Some(region), &dial)?
     };
-    // The output must read back as itself, which makes the rule idempotent.
-    if parse_valid(None, &e164)? != e164 {
+    // The output must read back as itself, which makes the rule idempotent (no need to
+    // check when the input already was the output).
+    if e164 != dial && parse_valid(None, &e164)? != e164 {
         return Err(InvalidIdentifier::InvalidPhone);
     }
     Ok(match extension {
