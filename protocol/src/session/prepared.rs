@@ -31,10 +31,13 @@ impl PreparedSetBuilder {
     /// Adds one normalised identifier held by record `record` (the caller's own index,
     /// returned in results). A record may hold several identifiers.
     pub fn add(&mut self, record: u32, identifier: &Identifier) {
-        self.add_raw(record, identifier.kind(), identifier.as_bytes());
+        self.add_normalised(record, identifier.kind(), identifier.as_bytes());
     }
 
-    fn add_raw(&mut self, record: u32, kind: IdentKind, value: &[u8]) {
+    /// Adds an identifier already normalised by [`crate::ident`] at the current
+    /// [`NORMALISATION_VERSION`](crate::ident::NORMALISATION_VERSION), e.g. loaded from
+    /// a stored dataset, without normalising it again.
+    pub fn add_normalised(&mut self, record: u32, kind: IdentKind, value: &[u8]) {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(value);
         self.entries.push(Entry {
