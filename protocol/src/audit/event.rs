@@ -1,0 +1,254 @@
+//! The typed events a node records, and their record `type` and `fields`.
+//!
+//! This list *is* the privacy boundary of the audit log: every field is a name the operator
+//! chose, a fingerprint, a count, a version, a hash over protocol messages or over a whole
+//! input file, or a duration. No identifier, hash of an identifier, blinded point or secret
+//! has a place here.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::record::RecordHash;
+
+/// One thing that happened on a node, as recorded in its audit log.
+///
+/// Encoded as a record whose `type` is the snake_case variant name (see
+/// [`AuditEvent::type_name`]) and whose `fields` are the variant's fields; optional values
+/// are written as `null`, never omitted.
+#[non_exhaustive]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", content = "fields", rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// The node was set up; always and only the first record of a log.
+    NodeInitialised {
+        /// The node's name.
+        name: String,
+        /// Its TLS certificate fingerprint.
+        fingerprint: String,
+        /// Its audit public key (Ed25519, 64 lowercase hex digits), which signs every record.
+        audit_key: String,
+    },
+    /// A peer was pinned.
+    PeerAdded {
+        /// Local name of the peer.
+        name: String,
+        /// The pinned certificate fingerprint.
+        fingerprint: String,
+    },
+    /// A peer was removed.
+    PeerRemoved {
+        /// Local name of the peer.
+        name: String,
+        /// The certificate fingerprint that was pinned.
+        fingerprint: String,
+    },
+    /// A dataset was imported.
+    DatasetImported {
+        /// Dataset name.
+        name: String,
+        /// Rows accepted.
+        accepted: u64,
+        /// Rows rejected as invalid.
+        rejected: u64,
+        /// Rows dropped as duplicates.
+        duplicates: u64,
+        /// SHA-256 of the whole input file (hex): identifies the file, not any person.
+        input_sha256: String,
+        /// Identifier normalisation version applied.
+        normalisation_version: u32,
+    },
+    /// A dataset was deleted.
+    DatasetRemoved {
+        /// Dataset name.
+        name: String,
+    },
+    /// A session was asked for (initiator: `Hello` sent; responder: `Hello` received).
+    SessionRequested(SessionFacts),
+    /// The responder accepted the session.
+    SessionAccepted(SessionFacts),
+    /// The responder refused the session.
+    SessionRefused {
+        /// What was known of the session.
+        #[serde(flatten)]
+        facts: SessionFacts,
+        /// The refusal reason.
+        reason: String,
+    },
+    /// The session finished and both sides confirmed the transcript.
+    SessionCompleted(SessionFacts),
+    /// The session ended with an error.
+    SessionAborted {
+        /// What was known of the session when it ended.
+        #[serde(flatten)]
+        facts: SessionFacts,
+        /// The close code sent or received.
+        close_code: u32,
+        /// What went wrong (never personal data).
+        error: String,
+    },
+    /// A signed checkpoint inside the log: the number of records before it and the hash of
+    /// the last of them (equal to this record's `seq` and `prev`).
+    Checkpoint {
+        /// Records before this one.
+        count: u64,
+        /// Hash of record `count - 1`.
+        head_hash: RecordHash,
+    },
+    /// A torn last line (from a crash during a write) was moved out of the log.
+    AuditRepaired {
+        /// Length of the torn bytes.
+        torn_bytes: u64,
+        /// SHA-256 (hex) of the torn bytes, which are kept in `moved_to`.
+        torn_sha256: String,
+        /// File name (in the data directory) the torn bytes were moved to.
+        moved_to: String,
+    },
+}
+
+/// Which end of the session this node was.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Sent `Hello`.
+    Initiator,
+    /// Received `Hello`.
+    Responder,
+}
+
+impl Role {
+    /// `initiator` or `responder`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Initiator => "initiator",
+            Role::Responder => "responder",
+        }
+    }
+}
+
+/// What a node knows about a session, recorded in every session event.
+///
+/// Sizes are of deduplicated sets; `peer_set_size` and `intersection_size` are `None`
+/// when this node did not (yet) learn them, or the output mode does not let it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SessionFacts {
+    /// The session id (hex), chosen by the initiator, the same in both logs.
+    pub session_id: String,
+    /// Our role.
+    pub role: Role,
+    /// Our certificate fingerprint.
+    pub our_fingerprint: String,
+    /// The peer's certificate fingerprint.
+    pub peer_fingerprint: String,
+    /// Our local name for the peer.
+    pub peer_name: String,
+    /// The dataset: the responder's offered dataset name, as named in `Hello`.
+    pub dataset: String,
+    /// The declared purpose.
+    pub purpose: String,
+    /// The declared legal basis (may be empty).
+    pub legal_basis: String,
+    /// Output mode: `both`, `initiator`, `responder` or `cardinality`.
+    pub mode: String,
+    /// Our set size.
+    pub our_set_size: u64,
+    /// The peer's declared set size, once known.
+    pub peer_set_size: Option<u64>,
+    /// Number of matches, as far as the mode lets this node know it.
+    pub intersection_size: Option<u64>,
+    /// Protocol version spoken.
+    pub protocol_version: u32,
+    /// Identifier normalisation version.
+    pub normalisation_version: u32,
+    /// Transcript hash (hex), once the session finished.
+    pub transcript_hash: Option<String>,
+    /// Protocol bytes sent.
+    pub bytes_sent: u64,
+    /// Protocol bytes received.
+    pub bytes_received: u64,
+    /// Wall-clock duration so far, in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl AuditEvent {
+    /// Every record type this version knows, in declaration order.
+    pub const TYPES: [&'static str; 12] = [
+        "node_initialised",
+        "peer_added",
+        "peer_removed",
+        "dataset_imported",
+        "dataset_removed",
+        "session_requested",
+        "session_accepted",
+        "session_refused",
+        "session_completed",
+        "session_aborted",
+        "checkpoint",
+        "audit_repaired",
+    ];
+
+    /// The record `type` of this event.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            AuditEvent::NodeInitialised { .. } => "node_initialised",
+            AuditEvent::PeerAdded { .. } => "peer_added",
+            AuditEvent::PeerRemoved { .. } => "peer_removed",
+            AuditEvent::DatasetImported { .. } => "dataset_imported",
+            AuditEvent::DatasetRemoved { .. } => "dataset_removed",
+            AuditEvent::SessionRequested(_) => "session_requested",
+            AuditEvent::SessionAccepted(_) => "session_accepted",
+            AuditEvent::SessionRefused { .. } => "session_refused",
+            AuditEvent::SessionCompleted(_) => "session_completed",
+            AuditEvent::SessionAborted { .. } => "session_aborted",
+            AuditEvent::Checkpoint { .. } => "checkpoint",
+            AuditEvent::AuditRepaired { .. } => "audit_repaired",
+        }
+    }
+
+    /// The session facts, for session events.
+    pub fn session(&self) -> Option<&SessionFacts> {
+        match self {
+            AuditEvent::SessionRequested(f)
+            | AuditEvent::SessionAccepted(f)
+            | AuditEvent::SessionCompleted(f)
+            | AuditEvent::SessionRefused { facts: f, .. }
+            | AuditEvent::SessionAborted { facts: f, .. } => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Whether this event ends a session (completed, aborted or refused).
+    pub fn is_session_final(&self) -> bool {
+        matches!(
+            self,
+            AuditEvent::SessionCompleted(_)
+                | AuditEvent::SessionAborted { .. }
+                | AuditEvent::SessionRefused { .. }
+        )
+    }
+
+    /// The record `type` and `fields` of this event.
+    pub fn to_parts(&self) -> Result<(&'static str, Map<String, Value>), serde_json::Error> {
+        match serde_json::to_value(self)? {
+            Value::Object(mut obj) => match obj.remove("fields") {
+                Some(Value::Object(fields)) => Ok((self.type_name(), fields)),
+                _ => Err(serde::ser::Error::custom("event has no fields object")),
+            },
+            _ => Err(serde::ser::Error::custom("event is not an object")),
+        }
+    }
+
+    /// Decodes a record's `type` and `fields`; `Ok(None)` for a type this version does
+    /// not know (a newer node's record).
+    pub fn from_parts(
+        record_type: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<Option<AuditEvent>, serde_json::Error> {
+        if !Self::TYPES.contains(&record_type) {
+            return Ok(None);
+        }
+        let mut obj = Map::new();
+        obj.insert("type".into(), Value::String(record_type.into()));
+        obj.insert("fields".into(), Value::Object(fields.clone()));
+        serde_json::from_value(Value::Object(obj)).map(Some)
+    }
+}
