@@ -61,7 +61,7 @@ pub const IDENTIFIER_DSTS: [(u8, &[u8]); 4] = [
     (KIND_CODE_CUSTOM, b"blindmatch-v1-ident-custom"),
 ];
 
-/// `hash_to_ristretto255` (RFC 9380 §6.8 with RFC 9496 §4.3.4): 64 bytes from
+/// `hash_to_ristretto255` (RFC 9380 Appendix B, RFC 9496 §4.3.4): 64 bytes from
 /// `expand_message_xmd(msg, dst, 64)` with SHA-512, mapped by
 /// `RistrettoPoint::from_uniform_bytes`.
 ///
