@@ -1,1 +1,0 @@
-//! audit (work in progress).
