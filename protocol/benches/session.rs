@@ -1,0 +1,151 @@
+//! A whole two-party session in memory against its crypto floor.
+//!
+//! Run: `cargo bench -p blindmatch-protocol --bench session [-- N]` (default
+//! N = 100,000 per side, 50% overlap). Both parties run in this process, one after
+//! the other, each batch operation parallel over all cores, so wall time is the sum
+//! of both parties' work. The floor is the primitive batch operations alone over the
+//! same elements with the same parallelism: blind N (each side) and re-blind N (each
+//! side). Prints one JSON line: medians of three runs, µs per element per party and
+//! the ratio session / floor.
+
+use std::time::{Duration, Instant};
+
+use blindmatch_protocol::group::BlindingKey;
+use blindmatch_protocol::ident::IdentKind;
+use blindmatch_protocol::session::{
+    DEFAULT_BATCH_SIZE, Event, Initiator, InitiatorConfig, PreparedSet, PreparedSetBuilder,
+    Responder, ResponderConfig, Session,
+};
+use blindmatch_protocol::wire::OutputMode;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+fn main() {
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let a_values: Vec<String> = (0..n)
+        .map(|i| format!("kp{i}@example-company.cn"))
+        .collect();
+    let b_values: Vec<String> = (n / 2..n + n / 2)
+        .map(|i| format!("kp{i}@example-company.cn"))
+        .collect();
+    let a_set = prepared(&a_values);
+    let b_set = prepared(&b_values);
+
+    let mut floors = Vec::new();
+    let mut sessions = Vec::new();
+    for round in 0..3 {
+        floors.push(floor(&a_values, &b_values, round));
+        let (elapsed, matches) = session(a_set.clone(), b_set.clone(), round);
+        assert_eq!(
+            matches,
+            (n - n / 2) as u64,
+            "the session found the wrong intersection"
+        );
+        sessions.push(elapsed);
+    }
+    let floor = median(floors);
+    let session = median(sessions);
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / (2 * n) as f64;
+    println!(
+        "{{\"n\":{n},\"threads\":{},\"session_s\":{:.3},\"floor_s\":{:.3},\"session_us_per_element_per_party\":{:.2},\"floor_us_per_element_per_party\":{:.2},\"ratio\":{:.3}}}",
+        rayon::current_num_threads(),
+        session.as_secs_f64(),
+        floor.as_secs_f64(),
+        per(session),
+        per(floor),
+        session.as_secs_f64() / floor.as_secs_f64()
+    );
+}
+
+fn prepared(values: &[String]) -> PreparedSet {
+    let mut b = PreparedSetBuilder::new();
+    for (i, v) in values.iter().enumerate() {
+        b.add_normalised(i as u32, IdentKind::Email, v.as_bytes());
+    }
+    b.build()
+}
+
+/// The primitives alone: each side blinds its set and re-blinds the other's, in
+/// batches of the session's size.
+fn floor(a: &[String], b: &[String], seed: u64) -> Duration {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let ka = BlindingKey::random(&mut rng);
+    let kb = BlindingKey::random(&mut rng);
+    let started = Instant::now();
+    let a_blinded = blind_all(&ka, a);
+    let b_blinded = blind_all(&kb, b);
+    let a_double = reblind_all(&kb, &a_blinded);
+    let b_double = reblind_all(&ka, &b_blinded);
+    let elapsed = started.elapsed();
+    assert_eq!(a_double.len() + b_double.len(), a.len() + b.len());
+    elapsed
+}
+
+fn blind_all(key: &BlindingKey, values: &[String]) -> Vec<[u8; 32]> {
+    values
+        .chunks(DEFAULT_BATCH_SIZE)
+        .flat_map(|chunk| {
+            let items: Vec<(u8, &[u8])> = chunk
+                .iter()
+                .map(|s| (IdentKind::Email.code(), s.as_bytes()))
+                .collect();
+            key.blind_identifiers(&items)
+        })
+        .collect()
+}
+
+fn reblind_all(key: &BlindingKey, points: &[[u8; 32]]) -> Vec<[u8; 32]> {
+    points
+        .chunks(DEFAULT_BATCH_SIZE)
+        .flat_map(|chunk| key.reblind(chunk).expect("valid points"))
+        .collect()
+}
+
+fn session(a_set: PreparedSet, b_set: PreparedSet, seed: u64) -> (Duration, u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let started = Instant::now();
+    let config = InitiatorConfig::new([seed as u8; 16], "kp", "bench", OutputMode::Both);
+    let mut a = Initiator::new(config, a_set, &mut rng).expect("valid");
+    let mut b = Responder::new(ResponderConfig::default());
+    let mut b_set = Some(b_set);
+    let mut done = (None, None);
+    while done.0.is_none() || done.1.is_none() {
+        let mut moved = false;
+        if let Some(frame) = a.poll_transmit() {
+            moved = true;
+            b.handle_frame(&frame).expect("responder handles");
+        }
+        while let Some(event) = b.poll_event() {
+            match event {
+                Event::HelloReceived(_) => b
+                    .accept(b_set.take().expect("one hello"), &mut rng)
+                    .expect("accept"),
+                Event::Completed(o) => done.1 = o.intersection_size,
+                _ => {}
+            }
+        }
+        if let Some(frame) = b.poll_transmit() {
+            moved = true;
+            a.handle_frame(&frame).expect("initiator handles");
+        }
+        while let Some(event) = a.poll_event() {
+            if let Event::Completed(o) = event {
+                done.0 = o.intersection_size;
+            }
+        }
+        assert!(
+            moved || done.0.is_some() && done.1.is_some(),
+            "session stalled"
+        );
+    }
+    assert_eq!(done.0, done.1);
+    (started.elapsed(), done.0.unwrap_or(0))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
