@@ -11,12 +11,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use blindmatch_protocol::audit::{
-    AuditEvent, Checkpoint, CrossCheckReport, KeySource, Record, VerifyFault, VerifyOptions,
-    VerifyReport, cross_check, read_records, verify_log_bytes,
+    Checkpoint, Record, VerifyOptions, cross_check, read_records, verify_log_bytes,
 };
 use ed25519_dalek::VerifyingKey;
 
 use super::log::{AuditLog, LOG_FILE, RepairOutcome, repair};
+use super::render::{print_cross_check, print_timeline, print_verdict};
 use crate::identity::NodeIdentity;
 
 /// `blindmatch audit`: check, compare and read signed audit logs.
@@ -175,7 +175,7 @@ fn verify(
     };
     let result = verify_log_bytes(&bytes, &options);
     writeln!(out, "audit log {}", path.display())?;
-    print_verdict(out, &bytes, &result, &key)?;
+    print_verdict(out, &bytes, &result, key.note)?;
     Ok(exit(result.is_ok()))
 }
 
@@ -197,7 +197,7 @@ fn cross(
         };
         let result = verify_log_bytes(&bytes, &options);
         writeln!(out, "log {label}: {}", path.display())?;
-        print_verdict(out, &bytes, &result, &key)?;
+        print_verdict(out, &bytes, &result, key.note)?;
         writeln!(out)?;
         logs.push((result.is_ok(), bytes));
     }
@@ -418,284 +418,4 @@ fn exit(ok: bool) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-fn print_verdict(
-    out: &mut dyn Write,
-    bytes: &[u8],
-    result: &Result<VerifyReport, VerifyFault>,
-    key: &KeyChoice,
-) -> anyhow::Result<()> {
-    match result {
-        Ok(report) => print_report(out, report, key),
-        Err(fault) => print_fault(out, bytes, fault),
-    }
-}
-
-fn print_report(out: &mut dyn Write, r: &VerifyReport, key: &KeyChoice) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "  VERIFIED: yes, every line, link, hash and signature checks out"
-    )?;
-    writeln!(
-        out,
-        "  records:     {} ({} checkpoint records)",
-        r.records, r.checkpoints
-    )?;
-    writeln!(
-        out,
-        "  sessions:    {} ({} completed, {} aborted, {} refused)",
-        r.sessions, r.sessions_completed, r.sessions_aborted, r.sessions_refused
-    )?;
-    writeln!(out, "  period:      {} .. {}", r.first_ts, r.last_ts)?;
-    let key_hex = hex::encode(r.key.as_bytes());
-    match r.key_source {
-        KeySource::Given => writeln!(out, "  signed by:   {key_hex} ({})", key.note)?,
-        KeySource::FromLog => writeln!(
-            out,
-            "  signed by:   {key_hex} (taken from the log itself)\n  NOTE:        this only shows the log is internally consistent; pass --key with the node's\n               audit public key (from `blindmatch id` on that node) to show who wrote it"
-        )?,
-    }
-    writeln!(
-        out,
-        "  head:        record {}, hash {}",
-        r.head.count, r.head.head_hash
-    )?;
-    match r.checked_against_checkpoint {
-        Some(count) => writeln!(
-            out,
-            "  checkpoint:  the first {count} records match the checkpoint given"
-        )?,
-        None => writeln!(
-            out,
-            "  checkpoint:  none given (records removed from the end would not be noticed)"
-        )?,
-    }
-    if r.unknown_types > 0 {
-        writeln!(
-            out,
-            "  note:        {} records of types this version does not know (from a newer node)",
-            r.unknown_types
-        )?;
-    }
-    if r.clock_regressions > 0 {
-        writeln!(
-            out,
-            "  note:        the clock went backwards {} times between records",
-            r.clock_regressions
-        )?;
-    }
-    Ok(())
-}
-
-fn print_fault(out: &mut dyn Write, bytes: &[u8], fault: &VerifyFault) -> anyhow::Result<()> {
-    writeln!(out, "  VERIFIED: NO")?;
-    writeln!(out, "  {fault}")?;
-    if let Some(line) = fault.line {
-        if line > 1 {
-            writeln!(out, "  lines 1 to {} are intact", line - 1)?;
-        }
-        if let Some(text) = bytes.split(|&b| b == b'\n').nth((line - 1) as usize) {
-            let text = String::from_utf8_lossy(text);
-            let shown: String = text.chars().take(160).collect();
-            let more = if text.chars().count() > 160 {
-                " …"
-            } else {
-                ""
-            };
-            writeln!(out, "  line {line}: {shown}{more}")?;
-        }
-    }
-    Ok(())
-}
-
-fn print_cross_check(out: &mut dyn Write, r: &CrossCheckReport) -> anyhow::Result<()> {
-    let name = |n: &Option<blindmatch_protocol::audit::NodeIdentity>| {
-        n.as_ref().map_or("(unknown)".to_owned(), |n| {
-            format!("{} ({})", n.name, n.fingerprint)
-        })
-    };
-    writeln!(out, "node A: {}", name(&r.node_a))?;
-    writeln!(out, "node B: {}", name(&r.node_b))?;
-    let disagreeing = r.disagreeing().count();
-    writeln!(
-        out,
-        "sessions in both logs: {} ({} agree, {} disagree)",
-        r.compared.len(),
-        r.compared.len() - disagreeing,
-        disagreeing
-    )?;
-    for c in r.disagreeing() {
-        writeln!(
-            out,
-            "  DISAGREE session {} (A: {}, B: {})",
-            c.session_id, c.outcome_a, c.outcome_b
-        )?;
-        for d in &c.disagreements {
-            writeln!(out, "    {}: A says {}, B says {}", d.field, d.a, d.b)?;
-        }
-    }
-    for (label, other, missing) in [("A", "B", &r.only_in_a), ("B", "A", &r.only_in_b)] {
-        writeln!(
-            out,
-            "sessions only in {label} (with {other} as peer): {}",
-            missing.len()
-        )?;
-        for s in missing {
-            writeln!(
-                out,
-                "  MISSING from {other}: session {} ({} at {}, peer {})",
-                s.session_id, s.outcome, s.ts, s.peer_name
-            )?;
-        }
-    }
-    writeln!(
-        out,
-        "sessions with third parties (not expected in the other log): A {}, B {}",
-        r.other_peers_a, r.other_peers_b
-    )?;
-    if r.agrees() {
-        writeln!(
-            out,
-            "RESULT: yes, the two logs agree on every session they share"
-        )?;
-    } else {
-        writeln!(out, "RESULT: NO, the logs disagree (see above)")?;
-    }
-    Ok(())
-}
-
-fn print_timeline(out: &mut dyn Write, records: &[Record], detail: bool) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "{:>5}  {:<24}  {:<18}  DETAILS",
-        "SEQ", "TIME", "EVENT"
-    )?;
-    for record in records {
-        let event = record.event().ok().flatten();
-        let details = event.as_ref().map_or_else(
-            || format!("(record type unknown to this version) {:?}", record.fields),
-            describe,
-        );
-        writeln!(
-            out,
-            "{:>5}  {:<24}  {:<18}  {details}",
-            record.seq,
-            record.ts.as_str(),
-            record.record_type.replace('_', " ")
-        )?;
-    }
-    if detail
-        && let Some(facts) = records
-            .iter()
-            .rev()
-            .find_map(|r| r.event().ok().flatten()?.session().cloned())
-    {
-        writeln!(out, "\nsession {}", facts.session_id)?;
-        writeln!(out, "  role:                  {}", facts.role.name())?;
-        writeln!(
-            out,
-            "  peer:                  {} ({})",
-            facts.peer_name, facts.peer_fingerprint
-        )?;
-        writeln!(out, "  our fingerprint:       {}", facts.our_fingerprint)?;
-        writeln!(out, "  dataset:               {}", facts.dataset)?;
-        writeln!(out, "  purpose:               {}", facts.purpose)?;
-        writeln!(
-            out,
-            "  legal basis:           {}",
-            or_dash(&facts.legal_basis)
-        )?;
-        writeln!(out, "  mode:                  {}", facts.mode)?;
-        writeln!(
-            out,
-            "  versions:              protocol {}, normalisation {}",
-            facts.protocol_version, facts.normalisation_version
-        )?;
-        writeln!(
-            out,
-            "  transcript hash:       {}",
-            facts.transcript_hash.as_deref().unwrap_or("-")
-        )?;
-        writeln!(
-            out,
-            "  bytes sent / received: {} / {}",
-            facts.bytes_sent, facts.bytes_received
-        )?;
-    }
-    Ok(())
-}
-
-fn describe(event: &AuditEvent) -> String {
-    if let Some(f) = event.session() {
-        let sizes = format!(
-            "{}/{}",
-            f.our_set_size,
-            f.peer_set_size.map_or("?".to_owned(), |n| n.to_string())
-        );
-        let matches = f
-            .intersection_size
-            .map_or("-".to_owned(), |n| n.to_string());
-        let short: String = f.session_id.chars().take(8).collect();
-        let mut text = format!(
-            "session {short} {} with {} | purpose {} | basis {} | mode {} | sizes ours/peer {sizes} | matches {matches} | {}",
-            f.role.name(),
-            f.peer_name,
-            f.purpose,
-            or_dash(&f.legal_basis),
-            f.mode,
-            humantime::format_duration(std::time::Duration::from_millis(f.duration_ms)),
-        );
-        match event {
-            AuditEvent::SessionRefused { reason, .. } => {
-                text.push_str(&format!(" | refused: {reason}"))
-            }
-            AuditEvent::SessionAborted {
-                close_code, error, ..
-            } => {
-                text.push_str(&format!(" | close code {close_code}: {error}"));
-            }
-            _ => {}
-        }
-        return text;
-    }
-    match event {
-        AuditEvent::NodeInitialised {
-            name,
-            fingerprint,
-            audit_key,
-        } => {
-            format!("node {name}, fingerprint {fingerprint}, audit key {audit_key}")
-        }
-        AuditEvent::PeerAdded { name, fingerprint } => format!("peer {name} ({fingerprint})"),
-        AuditEvent::PeerRemoved { name, fingerprint } => format!("peer {name} ({fingerprint})"),
-        AuditEvent::DatasetImported {
-            name,
-            accepted,
-            rejected,
-            duplicates,
-            input_sha256,
-            normalisation_version,
-        } => {
-            format!(
-                "dataset {name}: {accepted} accepted, {rejected} rejected, {duplicates} duplicates; input file sha256 {input_sha256}; normalisation v{normalisation_version}"
-            )
-        }
-        AuditEvent::DatasetRemoved { name } => format!("dataset {name}"),
-        AuditEvent::Checkpoint { count, head_hash } => {
-            format!("{count} records before, last hash {head_hash}")
-        }
-        AuditEvent::AuditRepaired {
-            torn_bytes,
-            torn_sha256,
-            moved_to,
-        } => {
-            format!("{torn_bytes} torn bytes moved to {moved_to} (sha256 {torn_sha256})")
-        }
-        other => format!("{other:?}"),
-    }
-}
-
-fn or_dash(text: &str) -> &str {
-    if text.is_empty() { "-" } else { text }
 }

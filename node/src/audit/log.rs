@@ -221,7 +221,9 @@ impl AuditLog {
     }
 
     /// Reads the whole file and checks it (every link and hash, the head's signature
-    /// under our key); sets `head` and `len`. Call with the lock held.
+    /// under our key, and that it still holds the chain up to our current head, so a log
+    /// truncated or rewritten while open is refused); sets `head` and `len`. Call with the
+    /// lock held.
     fn reload(&mut self) -> Result<(), AuditError> {
         let mut bytes = Vec::new();
         let mut reader = &self.file;
@@ -231,7 +233,7 @@ impl AuditLog {
         reader
             .read_to_end(&mut bytes)
             .map_err(io_err(&self.path, "cannot read"))?;
-        self.head = check_own_log(&self.path, &bytes, &self.key)?;
+        self.head = check_own_log(&self.path, &bytes, &self.key, &self.head)?;
         self.len = bytes.len() as u64;
         Ok(())
     }
@@ -391,7 +393,7 @@ fn move_torn_tail(
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)
         .map_err(io_err(path, "cannot read"))?;
-    match check_own_log(path, &bytes, key) {
+    match check_own_log(path, &bytes, key, &ChainHead::EMPTY) {
         Ok(head) => Ok(Tail::Intact(head.count)),
         Err(AuditError::TornTail { offset, .. }) => {
             let start = usize::try_from(offset)
@@ -415,11 +417,18 @@ fn move_torn_tail(
     }
 }
 
-/// Checks our own log: chain and hashes fully, signature of the head under `key`.
-fn check_own_log(path: &Path, bytes: &[u8], key: &SigningKey) -> Result<ChainHead, AuditError> {
+/// Checks our own log: chain and hashes fully, signature of the head under `key`, and that
+/// it extends `extends`.
+fn check_own_log(
+    path: &Path,
+    bytes: &[u8],
+    key: &SigningKey,
+    extends: &ChainHead,
+) -> Result<ChainHead, AuditError> {
     let options = VerifyOptions {
         key: Some(key.verifying_key()),
-        checkpoint: None,
+        // Fails only for an empty head, which there is nothing to check against.
+        checkpoint: Checkpoint::sign(extends, key).ok(),
         signatures: SignatureCheck::HeadOnly,
     };
     match verify_log_bytes(bytes, &options) {

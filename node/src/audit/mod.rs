@@ -18,6 +18,7 @@
 
 mod command;
 mod log;
+mod render;
 
 use std::path::PathBuf;
 

@@ -283,6 +283,25 @@ fn two_handles_on_one_log_extend_one_chain() {
 }
 
 #[test]
+fn a_log_truncated_while_open_is_not_extended() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(1);
+    let mut log = new_log(dir.path(), &k, 64);
+    for i in 0..4 {
+        log.append(session(i, false)).unwrap();
+    }
+    let path = dir.path().join(LOG_FILE);
+    let text = fs::read_to_string(&path).unwrap();
+    let shorter: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
+    fs::write(&path, shorter).unwrap();
+    let err = log.append(session(9, true)).unwrap_err();
+    assert!(
+        matches!(&err, AuditError::Corrupt { fault, .. } if matches!(fault.kind, FaultKind::Truncated { .. })),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_exported_checkpoint_reveals_truncation() {
     let dir = tempfile::tempdir().unwrap();
     let k = key(1);
@@ -531,7 +550,7 @@ fn verify_show_and_cross_check_commands() {
     let (code, out) = run_cli(&["verify", "--log", log_arg, "--key", &key_hex], dir.path());
     assert_eq!(code, ExitCode::FAILURE);
     assert!(
-        out.contains("line 2: hash does not match") && out.contains("lines 1 to 1 are intact"),
+        out.contains("line 2: hash does not match") && out.contains("lines 1 to 1 check out"),
         "{out}"
     );
     let (code, out) = run_cli(&["show", "--log", log_arg], dir.path());
