@@ -1,1 +1,397 @@
-//! driver (work in progress).
+//! Runs a sans-IO protocol session over one QUIC stream: the only glue between
+//! `blindmatch_protocol::session` and the network.
+//!
+//! Three parts run at once, so blinding overlaps with I/O and the network never waits
+//! for a whole set to be blinded:
+//! - a reader task moves frames from the stream into a bounded channel;
+//! - a writer task moves frames from a bounded channel onto the stream;
+//! - the session itself runs on a blocking thread (its batch operations use all cores
+//!   through rayon). It handles every frame that has arrived before producing more of
+//!   its own, and produces its own batches only while the writer has room, so memory
+//!   stays bounded and the two sides can never deadlock on full pipes.
+//!
+//! A peer that goes silent for longer than the idle timeout (even while keeping the
+//! QUIC connection alive) ends the session with [`CloseCode::TIMEOUT`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use blindmatch_protocol::Error as ProtocolError;
+use blindmatch_protocol::error::CloseCode;
+use blindmatch_protocol::session::{Event, Outcome, Progress, Session};
+use blindmatch_protocol::wire::MAX_FRAME_LEN;
+use tokio::sync::{mpsc, watch};
+
+use crate::transport::{FrameReader, FrameWriter, TransportError};
+
+/// Frames buffered in each direction between the network tasks and the session.
+const CHANNEL_FRAMES: usize = 8;
+
+/// Why a session run ended without an agreed result.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The protocol failed (our detection or the peer's `Abort`/`Reject`).
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The connection or stream failed.
+    #[error("connection failed: {0}")]
+    Transport(#[from] TransportError),
+    /// The peer sent nothing for longer than the idle timeout.
+    #[error("the peer sent nothing for {0:?}; session aborted (timeout)")]
+    Timeout(Duration),
+    /// The peer ended the stream before the session finished.
+    #[error("the peer closed the stream before the session finished")]
+    PeerClosedEarly,
+    /// We were asked to stop (shutdown).
+    #[error("session cancelled (node shutting down)")]
+    Cancelled,
+    /// The session thread failed unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DriverError {
+    /// The close code this failure maps to, for the audit log and the peer.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            DriverError::Protocol(err) => err.close_code(),
+            DriverError::Transport(_) | DriverError::PeerClosedEarly => CloseCode::INTERNAL,
+            DriverError::Timeout(_) => CloseCode::TIMEOUT,
+            DriverError::Cancelled => CloseCode::CANCELLED,
+            DriverError::Internal(_) => CloseCode::INTERNAL,
+        }
+    }
+}
+
+/// Byte counters shared with the network tasks (frame payloads plus length prefixes).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Bytes written to the stream.
+    pub sent: AtomicU64,
+    /// Bytes read from the stream.
+    pub received: AtomicU64,
+}
+
+impl Traffic {
+    /// `(sent, received)` so far.
+    pub fn totals(&self) -> (u64, u64) {
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.received.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// What the driver needs besides the session and the stream.
+#[derive(Clone)]
+pub struct DriverOptions {
+    /// Longest silence from the peer before the session is aborted.
+    pub idle_timeout: Duration,
+    /// Called with the session's counters after each unit of work.
+    pub on_progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+    /// Flips to `true` when the node shuts down.
+    pub cancel: Option<watch::Receiver<bool>>,
+}
+
+impl std::fmt::Debug for DriverOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriverOptions")
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The agreed outcome, or why there is none.
+    pub result: Result<Outcome, DriverError>,
+    /// Bytes sent on the stream.
+    pub bytes_sent: u64,
+    /// Bytes received on the stream.
+    pub bytes_received: u64,
+    /// Wall time of the run.
+    pub duration: Duration,
+}
+
+/// Runs `session` to its end over `reader`/`writer`. Frames the session already
+/// queued (e.g. `Hello`, or `Accept`) are sent first. Never panics on peer input.
+pub async fn run<S: Session + 'static>(
+    session: S,
+    reader: FrameReader,
+    writer: FrameWriter,
+    traffic: Arc<Traffic>,
+    options: DriverOptions,
+) -> RunReport {
+    let started = Instant::now();
+    let (in_tx, in_rx) = mpsc::channel::<Result<Vec<u8>, TransportError>>(CHANNEL_FRAMES);
+    let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(CHANNEL_FRAMES);
+    let reader_task = tokio::spawn(read_frames(reader, in_tx, Arc::clone(&traffic)));
+    let writer_task = tokio::spawn(write_frames(writer, out_rx, Arc::clone(&traffic)));
+
+    let handle = tokio::runtime::Handle::current();
+    let pump_options = options.clone();
+    let pumped =
+        tokio::task::spawn_blocking(move || pump(session, in_rx, out_tx, pump_options, handle))
+            .await;
+    let mut result = match pumped {
+        Ok(result) => result,
+        Err(err) => Err(DriverError::Internal(format!(
+            "session thread failed: {err}"
+        ))),
+    };
+    // The writer drains what the session queued (our Finish, or an Abort) and waits
+    // until the peer acknowledged it, so closing afterwards loses nothing.
+    match writer_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            if result.is_ok() {
+                result = Err(err.into());
+            }
+        }
+        Err(err) => {
+            if result.is_ok() {
+                result = Err(DriverError::Internal(format!("writer failed: {err}")));
+            }
+        }
+    }
+    reader_task.abort();
+    let (bytes_sent, bytes_received) = traffic.totals();
+    RunReport {
+        result,
+        bytes_sent,
+        bytes_received,
+        duration: started.elapsed(),
+    }
+}
+
+/// What the session thread waits for when it has nothing to do.
+enum Wake {
+    Frame(Option<Result<Vec<u8>, TransportError>>),
+    Capacity,
+    Timeout,
+    Cancelled,
+}
+
+fn pump<S: Session>(
+    mut session: S,
+    mut in_rx: mpsc::Receiver<Result<Vec<u8>, TransportError>>,
+    out_tx: mpsc::Sender<Vec<u8>>,
+    options: DriverOptions,
+    handle: tokio::runtime::Handle,
+) -> Result<Outcome, DriverError> {
+    let mut outcome: Option<Outcome> = None;
+    let mut failure: Option<DriverError> = None;
+    let mut pending_out: Option<Vec<u8>> = None;
+    let mut cancel = options.cancel.clone();
+    let mut last_heard = Instant::now();
+
+    loop {
+        let mut worked = false;
+        // 1. Everything that has arrived is handled first.
+        while failure.is_none() && !session.is_closed() {
+            match in_rx.try_recv() {
+                Ok(frame) => {
+                    worked = true;
+                    last_heard = Instant::now();
+                    on_frame(&mut session, Some(frame), &mut failure);
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    on_frame(&mut session, None, &mut failure);
+                    break;
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+            }
+        }
+        drain_events(&mut session, &mut outcome, &mut failure);
+        // 2. Then our own frames, while the writer has room.
+        loop {
+            let frame = match pending_out.take() {
+                Some(frame) => frame,
+                None => match session.poll_transmit() {
+                    Some(frame) => frame,
+                    None => break,
+                },
+            };
+            worked = true;
+            match out_tx.try_send(frame) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(frame)) => {
+                    pending_out = Some(frame);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    failure.get_or_insert(DriverError::PeerClosedEarly);
+                    break;
+                }
+            }
+            drain_events(&mut session, &mut outcome, &mut failure);
+            if in_has_frames(&in_rx) {
+                break;
+            }
+        }
+        drain_events(&mut session, &mut outcome, &mut failure);
+        if let Some(progress) = &options.on_progress {
+            progress(session.progress());
+        }
+        let finished = outcome.is_some() || failure.is_some() || session.is_closed();
+        if finished && pending_out.is_none() {
+            break;
+        }
+        if worked {
+            continue;
+        }
+        // 3. Nothing to do: wait for a frame, room to send, the timeout or cancellation.
+        let wait = options.idle_timeout.saturating_sub(last_heard.elapsed());
+        let wake = handle.block_on(async {
+            let cancelled = async {
+                match cancel.as_mut() {
+                    Some(rx) => {
+                        if rx.wait_for(|stop| *stop).await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                frame = in_rx.recv() => Wake::Frame(frame),
+                permit = out_tx.reserve(), if pending_out.is_some() => {
+                    drop(permit);
+                    Wake::Capacity
+                }
+                _ = tokio::time::sleep(wait) => Wake::Timeout,
+                _ = cancelled => Wake::Cancelled,
+            }
+        });
+        match wake {
+            Wake::Frame(Some(frame)) => {
+                last_heard = Instant::now();
+                on_frame(&mut session, Some(frame), &mut failure);
+            }
+            Wake::Frame(None) => on_frame(&mut session, None, &mut failure),
+            Wake::Capacity => {}
+            Wake::Timeout => {
+                let err = DriverError::Timeout(options.idle_timeout);
+                abort(&mut session, &out_tx, &mut pending_out, err.close_code());
+                failure.get_or_insert(err);
+            }
+            Wake::Cancelled => {
+                abort(
+                    &mut session,
+                    &out_tx,
+                    &mut pending_out,
+                    CloseCode::CANCELLED,
+                );
+                failure.get_or_insert(DriverError::Cancelled);
+            }
+        }
+        drain_events(&mut session, &mut outcome, &mut failure);
+    }
+    if let Some(frame) = pending_out.take() {
+        // Best effort: the writer may already be gone if the stream failed.
+        let _ = handle.block_on(out_tx.send(frame));
+    }
+    match (outcome, failure) {
+        (Some(outcome), None) => Ok(outcome),
+        (_, Some(err)) => Err(err),
+        (None, None) => Err(DriverError::PeerClosedEarly),
+    }
+}
+
+fn in_has_frames<T>(rx: &mpsc::Receiver<T>) -> bool {
+    !rx.is_empty()
+}
+
+fn on_frame<S: Session>(
+    session: &mut S,
+    frame: Option<Result<Vec<u8>, TransportError>>,
+    failure: &mut Option<DriverError>,
+) {
+    match frame {
+        Some(Ok(frame)) => {
+            if let Err(err) = session.handle_frame(&frame) {
+                failure.get_or_insert(err.into());
+            }
+        }
+        Some(Err(err)) => {
+            failure.get_or_insert(err.into());
+        }
+        None => {
+            if !session.is_closed() {
+                failure.get_or_insert(DriverError::PeerClosedEarly);
+            }
+        }
+    }
+}
+
+fn drain_events<S: Session>(
+    session: &mut S,
+    outcome: &mut Option<Outcome>,
+    failure: &mut Option<DriverError>,
+) {
+    while let Some(event) = session.poll_event() {
+        match event {
+            Event::Completed(o) => *outcome = Some(o),
+            Event::Failed(err) => {
+                failure.get_or_insert(err.into());
+            }
+            Event::Accepted { .. } | Event::HelloReceived(_) => {}
+            // `Event` is not exhaustive across versions; ignore what we do not know.
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+    }
+}
+
+fn abort<S: Session>(
+    session: &mut S,
+    out_tx: &mpsc::Sender<Vec<u8>>,
+    pending_out: &mut Option<Vec<u8>>,
+    code: CloseCode,
+) {
+    if let Some(frame) = session.abort(code) {
+        // The Abort replaces whatever we were about to send.
+        *pending_out = None;
+        let _ = out_tx.try_send(frame);
+    }
+}
+
+async fn read_frames(
+    mut reader: FrameReader,
+    tx: mpsc::Sender<Result<Vec<u8>, TransportError>>,
+    traffic: Arc<Traffic>,
+) {
+    loop {
+        match reader.read_frame(MAX_FRAME_LEN).await {
+            Ok(Some(frame)) => {
+                traffic
+                    .received
+                    .fetch_add(frame.len() as u64 + 4, Ordering::Relaxed);
+                if tx.send(Ok(frame)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(err) => {
+                let _ = tx.send(Err(err)).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn write_frames(
+    mut writer: FrameWriter,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    traffic: Arc<Traffic>,
+) -> Result<(), TransportError> {
+    while let Some(frame) = rx.recv().await {
+        writer.write_frame(&frame).await?;
+        traffic
+            .sent
+            .fetch_add(frame.len() as u64 + 4, Ordering::Relaxed);
+    }
+    writer.finish().await
+}

@@ -3,10 +3,18 @@
 //! Each module owns one job; `driver` is the only glue between the sans-IO protocol
 //! sessions and the network.
 
+pub mod admin;
 pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod dataset;
+pub mod demo;
 pub mod driver;
 pub mod identity;
+pub mod matching;
+pub mod node;
+pub mod policy;
+pub mod results;
+pub mod server;
+pub mod synth;
 pub mod transport;

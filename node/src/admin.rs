@@ -1,0 +1,160 @@
+//! Operations that change a node's setup: create it, pin and unpin peers, import and
+//! remove datasets. Each is recorded in the audit log before it is reported done.
+//! Used by the CLI and by the demo, so both follow the same path.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use blindmatch_protocol::audit::AuditEvent;
+use serde::Serialize;
+
+use blindmatch_protocol::ident::NORMALISATION_VERSION;
+
+use crate::audit::AuditLog;
+use crate::config::{AllowedMode, NodeConfig, PeerAddr, PeerConfig};
+use crate::dataset::{self, DatasetCommand, DatasetOutcome, ImportOptions, ImportReport};
+use crate::identity::{Fingerprint, NodeIdentity};
+use crate::node::NodeError;
+
+/// Default UDP listen address of `serve`.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:7447";
+
+/// What a partner needs to pin this node.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeId {
+    /// Node name.
+    pub name: String,
+    /// Listen address.
+    pub listen: String,
+    /// Certificate fingerprint.
+    pub fingerprint: String,
+    /// Audit public key (hex).
+    pub audit_key: String,
+}
+
+/// Creates a node in `data_dir`: identity, `node.toml`, and the first audit record.
+/// Refuses if the directory already holds a node.
+pub fn init_node(data_dir: &Path, name: &str, listen: SocketAddr) -> Result<NodeId, NodeError> {
+    if NodeConfig::path(data_dir).exists() {
+        return Err(NodeError::Other(format!(
+            "{} already holds a node (node.toml exists); use another --data-dir or remove it first",
+            data_dir.display()
+        )));
+    }
+    let identity = NodeIdentity::generate(name)?;
+    identity.save(data_dir)?;
+    let mut config = NodeConfig::new(name)?;
+    config.node.listen = listen;
+    config.save(data_dir)?;
+    let mut log = AuditLog::open(data_dir, identity.audit_key())?;
+    log.append(AuditEvent::NodeInitialised {
+        name: name.to_owned(),
+        fingerprint: identity.fingerprint().to_string(),
+        audit_key: identity.audit_public_hex(),
+    })?;
+    node_id(data_dir)
+}
+
+/// Reads what a partner needs to pin this node.
+pub fn node_id(data_dir: &Path) -> Result<NodeId, NodeError> {
+    let identity = NodeIdentity::load(data_dir)?;
+    let config = NodeConfig::load(data_dir)?;
+    Ok(NodeId {
+        name: identity.name().to_owned(),
+        listen: config.node.listen.to_string(),
+        fingerprint: identity.fingerprint().to_string(),
+        audit_key: identity.audit_public_hex(),
+    })
+}
+
+/// A peer to pin.
+#[derive(Debug, Clone)]
+pub struct NewPeer {
+    /// Local name.
+    pub name: String,
+    /// Address of its `serve`.
+    pub addr: PeerAddr,
+    /// Its certificate fingerprint.
+    pub fingerprint: Fingerprint,
+    /// Our datasets it may match against.
+    pub offers: Vec<String>,
+    /// Modes it may ask for (empty: all).
+    pub modes: Vec<AllowedMode>,
+    /// Largest set it may send.
+    pub max_peer_set_size: Option<u64>,
+}
+
+/// Pins a peer (saved to `node.toml`, recorded in the audit log).
+pub fn add_peer(data_dir: &Path, new: NewPeer) -> Result<PeerConfig, NodeError> {
+    let identity = NodeIdentity::load(data_dir)?;
+    let mut config = NodeConfig::load(data_dir)?;
+    let mut peer = PeerConfig::new(&new.name, new.addr, new.fingerprint);
+    peer.offers = new.offers;
+    if !new.modes.is_empty() {
+        peer.modes = new.modes;
+    }
+    peer.max_peer_set_size = new.max_peer_set_size;
+    config.add_peer(peer.clone())?;
+    let mut log = AuditLog::open(data_dir, identity.audit_key())?;
+    config.save(data_dir)?;
+    log.append(AuditEvent::PeerAdded {
+        name: peer.name.clone(),
+        fingerprint: peer.fingerprint.to_string(),
+    })?;
+    Ok(peer)
+}
+
+/// Unpins a peer.
+pub fn remove_peer(data_dir: &Path, name: &str) -> Result<PeerConfig, NodeError> {
+    let identity = NodeIdentity::load(data_dir)?;
+    let mut config = NodeConfig::load(data_dir)?;
+    let removed = config.remove_peer(name)?;
+    let mut log = AuditLog::open(data_dir, identity.audit_key())?;
+    config.save(data_dir)?;
+    log.append(AuditEvent::PeerRemoved {
+        name: removed.name.clone(),
+        fingerprint: removed.fingerprint.to_string(),
+    })?;
+    Ok(removed)
+}
+
+/// Imports a dataset (progress bar on a terminal unless `options.quiet`) and records
+/// it in the audit log.
+pub fn import_dataset(data_dir: &Path, options: &ImportOptions) -> Result<ImportReport, NodeError> {
+    let identity = NodeIdentity::load(data_dir)?;
+    let mut log = AuditLog::open(data_dir, identity.audit_key())?;
+    let report = dataset::import_with_progress_bar(data_dir, options)?;
+    log.append(imported_event(&options.name, &report))?;
+    Ok(report)
+}
+
+/// Runs a `dataset` subcommand and records imports and removals in the audit log.
+pub fn dataset_command(data_dir: &Path, cmd: DatasetCommand, quiet: bool) -> anyhow::Result<()> {
+    let identity = NodeIdentity::load(data_dir)?;
+    let mut log = AuditLog::open(data_dir, identity.audit_key())?;
+    let name = match &cmd {
+        DatasetCommand::Import(args) => args.name.clone(),
+        _ => String::new(),
+    };
+    match dataset::run(cmd, data_dir, quiet)? {
+        DatasetOutcome::Imported(report) => {
+            log.append(imported_event(&name, &report))?;
+        }
+        DatasetOutcome::Removed { name, .. } => {
+            log.append(AuditEvent::DatasetRemoved { name })?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn imported_event(name: &str, report: &ImportReport) -> AuditEvent {
+    AuditEvent::DatasetImported {
+        name: name.to_owned(),
+        accepted: report.accepted,
+        rejected: report.rejected_rows,
+        duplicates: report.duplicates,
+        input_sha256: report.input_sha256.clone(),
+        normalisation_version: u32::from(NORMALISATION_VERSION),
+    }
+}

@@ -1,0 +1,125 @@
+//! The `blindmatch` command line: parses arguments with clap and calls into the node.
+//!
+//! Every command's `--help` explains what it does; errors say what happened, where,
+//! and what to do, and end the process with a non-zero exit code.
+
+mod admin;
+mod progress;
+mod session;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::node::DEFAULT_DATA_DIR;
+
+/// blindmatch — find the contacts you have in common with a partner organisation
+/// without either side revealing a single email address, phone number or name.
+///
+/// Each organisation runs a node. Nodes pin each other's certificate fingerprints
+/// (exchanged out of band), then run private set intersection over QUIC with mutual
+/// TLS. Every session is recorded in a signed, hash-chained audit log.
+///
+/// Quick start: `blindmatch demo` runs two nodes on this machine end to end.
+#[derive(Parser, Debug)]
+#[command(
+    name = "blindmatch",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Directory holding this node's identity, node.toml, datasets, results and audit log.
+    #[arg(long, global = true, env = "BLINDMATCH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// No progress bars and no informational logging (errors are still printed).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// More log output on stderr (-v: debug, -vv: trace). Never includes personal data.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create this node: key pair, self-signed certificate, audit key and node.toml.
+    ///
+    /// Prints the node's fingerprint: give it to partners (out of band, e.g. by phone
+    /// or a signed email) so they can pin this node with `blindmatch peer add`.
+    /// Refuses to overwrite an existing identity.
+    Init(admin::InitArgs),
+    /// Print what a partner needs to pin this node: name, address, fingerprint, audit key.
+    Id(admin::IdArgs),
+    /// Manage the partner nodes this node talks to (pinned by certificate fingerprint).
+    #[command(subcommand)]
+    Peer(admin::PeerCommand),
+    /// Import, list and remove datasets (contact lists from CSV).
+    #[command(subcommand)]
+    Dataset(crate::dataset::DatasetCommand),
+    /// Run as a responder: serve match sessions for pinned peers until Ctrl-C / SIGTERM.
+    Serve(session::ServeArgs),
+    /// Run one match session with a peer as initiator and write the matched records.
+    Match(session::MatchArgs),
+    /// Verify, cross-check and show the signed, hash-chained audit log.
+    #[command(subcommand)]
+    Audit(crate::audit::AuditCommand),
+    /// Run two nodes on this machine over real QUIC with generated contact lists,
+    /// match them, check the results against the known answer, and print a report.
+    Demo(crate::demo::DemoArgs),
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.quiet, cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data_dir = cli.data_dir;
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Init(args) => admin::init(&data_dir, args),
+        Command::Id(args) => admin::id(&data_dir, args),
+        Command::Peer(cmd) => admin::peer(&data_dir, cmd),
+        Command::Dataset(cmd) => admin::dataset(&data_dir, cmd, quiet),
+        Command::Serve(args) => session::serve(&data_dir, args),
+        Command::Match(args) => session::run_match(&data_dir, args, quiet),
+        Command::Audit(cmd) => crate::audit::run(cmd, &data_dir),
+        Command::Demo(args) => crate::demo::run(args, quiet),
+    }
+}
+
+fn init_tracing(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info,quinn=warn,rustls=warn",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BLINDMATCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// A multi-threaded tokio runtime for the async commands.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

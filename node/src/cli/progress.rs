@@ -1,0 +1,32 @@
+//! Progress bars on a terminal, silence in scripts.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use blindmatch_protocol::session::Progress;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// A progress bar for a match session, or `None` when quiet or not on a terminal.
+pub fn session_bar(quiet: bool) -> Option<ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(0);
+    let style = ProgressStyle::with_template(
+        "{spinner} {msg} [{bar:30}] {pos}/{len} elements ({per_sec}, eta {eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message("matching");
+    Some(bar)
+}
+
+/// A progress callback driving `bar`: total work is our set plus theirs.
+pub fn session_callback(bar: &ProgressBar) -> Arc<dyn Fn(Progress) + Send + Sync> {
+    let bar = bar.clone();
+    Arc::new(move |p: Progress| {
+        bar.set_length(p.own_total + p.peer_total);
+        bar.set_position(p.own_sent + p.peer_received);
+    })
+}

@@ -1,1 +1,0 @@
-//! dataset (work in progress).

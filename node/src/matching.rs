@@ -1,0 +1,229 @@
+//! `blindmatch match`: run one session as initiator against a configured peer.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use blindmatch_protocol::audit::AuditEvent;
+use blindmatch_protocol::error::CloseCode;
+use blindmatch_protocol::ident::NORMALISATION_VERSION;
+use blindmatch_protocol::session::{Initiator, InitiatorConfig, Progress, Role};
+use blindmatch_protocol::wire::{Hello, OutputMode, PROTOCOL_VERSION};
+use rand::Rng;
+
+use crate::dataset::Dataset;
+use crate::driver::{self, DriverOptions, Traffic};
+use crate::node::{FactsBuilder, Node, NodeError};
+use crate::results::write_results;
+use crate::server::result_file_name;
+use crate::transport::{self, FrameReader, FrameWriter, TransportTuning};
+
+/// What the user asked for.
+#[derive(Clone, Debug)]
+pub struct MatchRequest {
+    /// Configured peer name.
+    pub peer: String,
+    /// Our dataset.
+    pub dataset: String,
+    /// The peer's dataset (empty: the one it offers us).
+    pub remote_dataset: String,
+    /// Declared purpose.
+    pub purpose: String,
+    /// Declared legal basis.
+    pub legal_basis: String,
+    /// Output mode.
+    pub mode: OutputMode,
+    /// Result file (default: `results/` in the data directory).
+    pub out: Option<PathBuf>,
+}
+
+/// What a completed match reports.
+#[derive(Clone, Debug)]
+pub struct MatchSummary {
+    /// Session id (hex).
+    pub session_id: String,
+    /// Our set size (unique identifiers).
+    pub our_size: u64,
+    /// Our record count.
+    pub our_records: usize,
+    /// Their set size.
+    pub their_size: u64,
+    /// Intersection size, if our mode lets us know it.
+    pub intersection: Option<u64>,
+    /// Matched records, if our mode lets us know them.
+    pub matched_records: Option<usize>,
+    /// Where the result file was written.
+    pub out: Option<PathBuf>,
+    /// Wall time of the session (excluding loading the dataset).
+    pub duration: Duration,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Transcript hash (hex) both sides confirmed.
+    pub transcript_hash: String,
+}
+
+impl std::fmt::Display for MatchSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "session     {}", self.session_id)?;
+        writeln!(
+            f,
+            "our set     {} identifiers ({} records)",
+            self.our_size, self.our_records
+        )?;
+        writeln!(f, "their set   {} identifiers", self.their_size)?;
+        match (self.intersection, self.matched_records) {
+            (Some(n), Some(r)) => writeln!(f, "matches     {n} identifiers, {r} of our records")?,
+            (Some(n), None) => writeln!(f, "matches     {n} identifiers (count only)")?,
+            _ => writeln!(f, "matches     not disclosed to us in this mode")?,
+        }
+        if let Some(out) = &self.out {
+            writeln!(f, "results     {}", out.display())?;
+        }
+        writeln!(
+            f,
+            "time        {:.2} s; sent {:.1} MB, received {:.1} MB",
+            self.duration.as_secs_f64(),
+            self.bytes_sent as f64 / 1e6,
+            self.bytes_received as f64 / 1e6
+        )?;
+        write!(f, "transcript  {}", self.transcript_hash)
+    }
+}
+
+/// Runs one session as initiator. On any failure no result file is left behind and
+/// the aborted session is in the audit log.
+pub async fn run(
+    node: Arc<Node>,
+    request: MatchRequest,
+    on_progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+) -> Result<MatchSummary, NodeError> {
+    let config = node.config();
+    let peer = config
+        .peer(&request.peer)
+        .cloned()
+        .ok_or_else(|| NodeError::UnknownPeer(request.peer.clone()))?;
+    let data_dir = node.data_dir().to_path_buf();
+    let name = request.dataset.clone();
+    let dataset = tokio::task::spawn_blocking(move || Dataset::load(&data_dir, &name))
+        .await
+        .map_err(|e| NodeError::Other(format!("loading the dataset failed: {e}")))??;
+    let set = dataset.prepared_set();
+    let our_size = set.len() as u64;
+
+    let addr = peer.addr.resolve(&peer.name).await?;
+    let tuning = TransportTuning::with_idle_timeout(config.limits.idle_timeout);
+    let client = transport::client_endpoint(node.identity(), &tuning)?;
+    let conn = transport::connect(&client, addr, peer.addr.host(), peer.fingerprint).await?;
+    let binding = transport::channel_binding(&conn)?;
+    let (send, recv) = conn.open_bi().await.map_err(|e| {
+        NodeError::Other(format!(
+            "peer `{}` did not accept a session stream: {e}",
+            peer.name
+        ))
+    })?;
+
+    let mut session_id = [0u8; 16];
+    rand::rng().fill_bytes(&mut session_id);
+    let mut init_config = InitiatorConfig::new(
+        session_id,
+        &request.remote_dataset,
+        &request.purpose,
+        request.mode,
+    );
+    init_config.legal_basis = request.legal_basis.clone();
+    init_config.channel_binding = binding;
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        normalisation_version: NORMALISATION_VERSION,
+        session_id,
+        dataset: request.remote_dataset.clone(),
+        purpose: request.purpose.clone(),
+        legal_basis: request.legal_basis.clone(),
+        kinds: set.kinds(),
+        mode: request.mode,
+        set_size: our_size,
+    };
+    let mut facts = FactsBuilder::new(
+        Role::Initiator,
+        node.identity().fingerprint(),
+        peer.fingerprint,
+        &peer.name,
+        &hello,
+        our_size,
+    );
+    let initiator = Initiator::new(init_config, set, &mut rand::rng())
+        .map_err(|e| NodeError::Other(format!("cannot start the session: {e}")))?;
+    node.record(AuditEvent::SessionRequested(facts.facts()))?;
+
+    let started = Instant::now();
+    let report = driver::run(
+        initiator,
+        FrameReader(recv),
+        FrameWriter(send),
+        Arc::new(Traffic::default()),
+        DriverOptions {
+            idle_timeout: config.limits.idle_timeout,
+            on_progress,
+            cancel: None,
+        },
+    )
+    .await;
+    facts.traffic(report.bytes_sent, report.bytes_received, report.duration);
+    let outcome = match report.result {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            transport::close(&conn, err.close_code(), "");
+            node.record_or_warn(AuditEvent::SessionAborted {
+                facts: facts.facts(),
+                close_code: u32::from(err.close_code().0),
+                error: err.to_string(),
+            });
+            client.shutdown().await;
+            return Err(NodeError::Session(err));
+        }
+    };
+    facts.outcome(&outcome);
+    transport::close(&conn, CloseCode::OK, "done");
+
+    let out = match &outcome.matches {
+        Some(matches) => {
+            let path = request.out.clone().unwrap_or_else(|| {
+                node.results_dir()
+                    .join(result_file_name(&peer.name, &session_id))
+            });
+            if let Err(source) = write_results(&path, matches, &|i| {
+                dataset.records().get(i as usize).map(|r| r.id.clone())
+            }) {
+                node.record_or_warn(AuditEvent::SessionAborted {
+                    facts: facts.facts(),
+                    close_code: u32::from(CloseCode::INTERNAL.0),
+                    error: format!("results not stored: {source}"),
+                });
+                return Err(NodeError::Io {
+                    what: "writing results to",
+                    path,
+                    source,
+                });
+            }
+            Some(path)
+        }
+        None => None,
+    };
+    node.record(AuditEvent::SessionCompleted(facts.facts()))?;
+    client.shutdown().await;
+    Ok(MatchSummary {
+        session_id: hex::encode(session_id),
+        our_size,
+        our_records: dataset.len(),
+        their_size: outcome.peer_set_size,
+        intersection: outcome.intersection_size,
+        matched_records: outcome.matches.as_ref().map(Vec::len),
+        out,
+        duration: started.elapsed(),
+        bytes_sent: report.bytes_sent,
+        bytes_received: report.bytes_received,
+        transcript_hash: hex::encode(outcome.transcript_hash),
+    })
+}

@@ -1,0 +1,224 @@
+//! A node's loaded state: data directory, identity, configuration and audit log.
+//!
+//! Everything a command needs is opened here once; every operation that must be
+//! auditable goes through [`Node::record`], which returns only after the record is
+//! durable.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use blindmatch_protocol::audit::{AuditEvent, Role as AuditRole, SessionFacts};
+use blindmatch_protocol::ident::NORMALISATION_VERSION;
+use blindmatch_protocol::session::{Outcome, Role};
+use blindmatch_protocol::wire::{Hello, PROTOCOL_VERSION};
+
+use crate::audit::{AuditError, AuditLog};
+use crate::config::{ConfigError, NodeConfig};
+use crate::dataset::DatasetError;
+use crate::driver::DriverError;
+use crate::identity::{Fingerprint, IdentityError, NodeIdentity};
+use crate::transport::TransportError;
+
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "blindmatch-data";
+/// Where result files of sessions go inside the data directory.
+pub const RESULTS_DIR: &str = "results";
+
+/// Errors of node operations, each saying what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Identity could not be loaded or created.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// `node.toml` is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The audit log could not be written or is damaged.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// A dataset problem.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// Network problem.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The session failed.
+    #[error("session failed: {0}")]
+    Session(#[from] DriverError),
+    /// A named peer is not configured.
+    #[error("no peer named `{0}`; add it with `blindmatch peer add` (see `blindmatch peer list`)")]
+    UnknownPeer(String),
+    /// A file could not be written.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What we were doing.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Anything else, already phrased for the user.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A node opened from its data directory.
+pub struct Node {
+    data_dir: PathBuf,
+    identity: NodeIdentity,
+    config: RwLock<NodeConfig>,
+    audit: Mutex<AuditLog>,
+}
+
+impl Node {
+    /// Opens the node in `data_dir` (created by `blindmatch init`).
+    pub fn open(data_dir: &Path) -> Result<Arc<Node>, NodeError> {
+        let identity = NodeIdentity::load(data_dir)?;
+        let config = NodeConfig::load(data_dir)?;
+        let audit = AuditLog::open(data_dir, identity.audit_key())?;
+        Ok(Arc::new(Node {
+            data_dir: data_dir.to_path_buf(),
+            identity,
+            config: RwLock::new(config),
+            audit: Mutex::new(audit),
+        }))
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Our identity.
+    pub fn identity(&self) -> &NodeIdentity {
+        &self.identity
+    }
+
+    /// A snapshot of the configuration.
+    pub fn config(&self) -> NodeConfig {
+        match self.config.read() {
+            Ok(config) => config.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the configuration in memory (after it was saved).
+    pub fn set_config(&self, config: NodeConfig) {
+        match self.config.write() {
+            Ok(mut guard) => *guard = config,
+            Err(poisoned) => *poisoned.into_inner() = config,
+        }
+    }
+
+    /// Appends `event` to the audit log; returns once it is on disk.
+    pub fn record(&self, event: AuditEvent) -> Result<(), NodeError> {
+        let mut log = match self.audit.lock() {
+            Ok(log) => log,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        log.append(event)?;
+        Ok(())
+    }
+
+    /// Appends `event`, logging (not failing) if the audit log cannot be written: used
+    /// on error paths where the original error matters more.
+    pub fn record_or_warn(&self, event: AuditEvent) {
+        if let Err(err) = self.record(event) {
+            tracing::error!(error = %err, "could not write audit record");
+        }
+    }
+
+    /// Directory for result files.
+    pub fn results_dir(&self) -> PathBuf {
+        self.data_dir.join(RESULTS_DIR)
+    }
+
+    /// Idle timeout from the configuration.
+    pub fn idle_timeout(&self) -> Duration {
+        self.config().limits.idle_timeout
+    }
+}
+
+/// Builds the audit facts of a session as far as they are known.
+#[derive(Clone, Debug)]
+pub struct FactsBuilder {
+    facts: SessionFacts,
+}
+
+impl FactsBuilder {
+    /// Facts known from `Hello`.
+    pub fn new(
+        role: Role,
+        ours: Fingerprint,
+        peer: Fingerprint,
+        peer_name: &str,
+        hello: &Hello,
+        our_set_size: u64,
+    ) -> Self {
+        let (our_set_size, peer_set_size) = match role {
+            Role::Initiator => (our_set_size, None),
+            Role::Responder => (our_set_size, Some(hello.set_size)),
+        };
+        Self {
+            facts: SessionFacts {
+                session_id: hex::encode(hello.session_id),
+                role: match role {
+                    Role::Initiator => AuditRole::Initiator,
+                    Role::Responder => AuditRole::Responder,
+                },
+                our_fingerprint: ours.to_string(),
+                peer_fingerprint: peer.to_string(),
+                peer_name: peer_name.to_owned(),
+                dataset: hello.dataset.clone(),
+                purpose: hello.purpose.clone(),
+                legal_basis: hello.legal_basis.clone(),
+                mode: hello.mode.name().to_owned(),
+                our_set_size,
+                peer_set_size,
+                intersection_size: None,
+                protocol_version: u32::from(PROTOCOL_VERSION),
+                normalisation_version: u32::from(NORMALISATION_VERSION),
+                transcript_hash: None,
+                bytes_sent: 0,
+                bytes_received: 0,
+                duration_ms: 0,
+            },
+        }
+    }
+
+    /// Sets our set size (the responder learns it when the dataset is loaded).
+    pub fn our_set_size(&mut self, size: u64) -> &mut Self {
+        self.facts.our_set_size = size;
+        self
+    }
+
+    /// Sets the peer's set size once known.
+    pub fn peer_set_size(&mut self, size: u64) -> &mut Self {
+        self.facts.peer_set_size = Some(size);
+        self
+    }
+
+    /// Records the traffic and duration of the run.
+    pub fn traffic(&mut self, sent: u64, received: u64, duration: Duration) -> &mut Self {
+        self.facts.bytes_sent = sent;
+        self.facts.bytes_received = received;
+        self.facts.duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Records the agreed outcome.
+    pub fn outcome(&mut self, outcome: &Outcome) -> &mut Self {
+        self.facts.our_set_size = outcome.own_set_size;
+        self.facts.peer_set_size = Some(outcome.peer_set_size);
+        self.facts.intersection_size = outcome.intersection_size;
+        self.facts.transcript_hash = Some(hex::encode(outcome.transcript_hash));
+        self
+    }
+
+    /// The facts so far.
+    pub fn facts(&self) -> SessionFacts {
+        self.facts.clone()
+    }
+}

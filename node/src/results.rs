@@ -1,0 +1,73 @@
+//! Result files: one CSV row per matched local record, written atomically so a failed
+//! session never leaves a partial file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use blindmatch_protocol::session::MatchedRecord;
+
+/// Header of every result file (`match --out` and the responder's `results/`).
+pub const RESULT_HEADER: [&str; 2] = ["id", "matched_kinds"];
+
+/// Writes `matches` as CSV to `path` atomically (temporary file in the same directory,
+/// fsync, rename). `record_id` maps a record index to the local record id.
+pub fn write_results(
+    path: &Path,
+    matches: &[MatchedRecord],
+    record_id: &dyn Fn(u32) -> Option<String>,
+) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    {
+        let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(tmp.as_file_mut()));
+        writer.write_record(RESULT_HEADER)?;
+        for m in matches {
+            let id = record_id(m.record).ok_or_else(|| {
+                std::io::Error::other(format!("matched record {} is not in the dataset", m.record))
+            })?;
+            writer.write_record([id.as_str(), &m.kinds.to_string()])?;
+        }
+        writer.flush()?;
+    }
+    tmp.as_file_mut().flush()?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    if let Ok(dir) = std::fs::File::open(&dir) {
+        // Make the rename itself durable; not all platforms allow syncing a directory.
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use blindmatch_protocol::ident::{IdentKind, KindSet};
+
+    use super::*;
+
+    #[test]
+    fn writes_header_and_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.csv");
+        let matches = [MatchedRecord {
+            record: 1,
+            kinds: KindSet::empty()
+                .with(IdentKind::Email)
+                .with(IdentKind::Phone),
+        }];
+        let ids = ["a", "b"];
+        write_results(&path, &matches, &|i| {
+            ids.get(i as usize).map(|s| s.to_string())
+        })
+        .expect("written");
+        let text = std::fs::read_to_string(&path).expect("readable");
+        assert_eq!(text, "id,matched_kinds\nb,email+phone\n");
+        let bad = write_results(&dir.path().join("bad.csv"), &matches, &|_| None);
+        assert!(bad.is_err());
+        assert!(!dir.path().join("bad.csv").exists(), "no partial file");
+    }
+}
