@@ -1,0 +1,218 @@
+//! `blindmatch dataset …`: the clap commands and what they print.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{DatasetError, ImportOptions, ImportReport, InputEncoding, import, list, remove};
+
+/// Manage the datasets (contact lists) stored on this node.
+// Parsed once per process: the size of the `Import` variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, clap::Subcommand)]
+pub enum DatasetCommand {
+    /// Import a CSV file as a named dataset, replacing any dataset of that name.
+    ///
+    /// The file needs a header row. Every identifier is normalised (emails lowercased,
+    /// phone numbers to E.164, full-width characters folded); invalid values and rows
+    /// are skipped and listed, with row, column and reason but never the value, in
+    /// `datasets/NAME.rejects.csv` in the data directory. A row whose record id was
+    /// already imported is a duplicate and is dropped (the first row wins). If the
+    /// import fails, the dataset stored before under that name is left untouched.
+    Import(ImportArgs),
+    /// List the stored datasets with their record counts.
+    List {
+        /// Print JSON (one array of dataset metadata) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a stored dataset and its rejects report.
+    Remove {
+        /// The dataset's name.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+}
+
+/// Arguments of `blindmatch dataset import`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("identifier_columns")
+        .required(true)
+        .multiple(true)
+        .args(["email_cols", "phone_cols", "name_col", "custom_cols"])
+))]
+pub struct ImportArgs {
+    /// The CSV file to import (comma-separated, with a header row).
+    #[arg(value_name = "FILE.csv")]
+    pub file: PathBuf,
+    /// Name of the dataset: 1-64 letters, digits, `-`, `_`, `.`.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// Column holding the record id reported in match results (default: the row
+    /// number, 1 = first row after the header).
+    #[arg(long, value_name = "COLUMN")]
+    pub id_col: Option<String>,
+    /// Column holding email addresses; repeat for several columns.
+    #[arg(long = "email-col", value_name = "COLUMN")]
+    pub email_cols: Vec<String>,
+    /// Column holding phone numbers; repeat for several columns. Numbers without `+`
+    /// or `00` are read in `--region`.
+    #[arg(long = "phone-col", value_name = "COLUMN")]
+    pub phone_cols: Vec<String>,
+    /// Column holding a person's name, matched together with `--company-col`.
+    #[arg(long, value_name = "COLUMN", requires = "company_col")]
+    pub name_col: Option<String>,
+    /// Column holding the person's company (with `--name-col`).
+    #[arg(long, value_name = "COLUMN", requires = "name_col")]
+    pub company_col: Option<String>,
+    /// Column holding a custom identifier agreed with partners; repeat for several.
+    #[arg(long = "custom-col", value_name = "COLUMN")]
+    pub custom_cols: Vec<String>,
+    /// Default region (ISO 3166-1 alpha-2) for phone numbers written without a
+    /// country code.
+    #[arg(long, value_name = "CODE", default_value = "CN")]
+    pub region: String,
+    /// Character encoding of the file. A byte-order mark overrides it. Excel on
+    /// Chinese Windows saves "CSV" as GB18030/GBK.
+    #[arg(long, value_enum, default_value_t = InputEncoding::Utf8)]
+    pub encoding: InputEncoding,
+    /// Column holding each record's legal basis for processing (stored for policies).
+    #[arg(long, value_name = "COLUMN")]
+    pub legal_basis_col: Option<String>,
+    /// Column holding each record's consent (stored for policies).
+    #[arg(long, value_name = "COLUMN")]
+    pub consent_col: Option<String>,
+    /// Column holding where each record came from (stored for policies).
+    #[arg(long, value_name = "COLUMN")]
+    pub source_col: Option<String>,
+}
+
+impl ImportArgs {
+    /// The import options these arguments ask for.
+    pub fn to_options(&self, quiet: bool) -> ImportOptions {
+        ImportOptions {
+            input: self.file.clone(),
+            name: self.name.clone(),
+            id_col: self.id_col.clone(),
+            email_cols: self.email_cols.clone(),
+            phone_cols: self.phone_cols.clone(),
+            name_col: self.name_col.clone(),
+            company_col: self.company_col.clone(),
+            custom_cols: self.custom_cols.clone(),
+            region: self.region.clone(),
+            encoding: self.encoding,
+            legal_basis_col: self.legal_basis_col.clone(),
+            consent_col: self.consent_col.clone(),
+            source_col: self.source_col.clone(),
+            quiet,
+        }
+    }
+}
+
+/// What a dataset command did, for the caller to record (e.g. in the audit log).
+#[derive(Debug)]
+pub enum DatasetOutcome {
+    /// A dataset was imported.
+    Imported(ImportReport),
+    /// Datasets were listed.
+    Listed,
+    /// A dataset was removed.
+    Removed {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Runs a dataset command against `data_dir`, printing its result on stdout.
+pub fn run(cmd: DatasetCommand, data_dir: &Path, quiet: bool) -> anyhow::Result<DatasetOutcome> {
+    let mut stdout = std::io::stdout().lock();
+    match cmd {
+        DatasetCommand::Import(args) => {
+            let report = import_with_progress_bar(data_dir, &args.to_options(quiet))?;
+            writeln!(stdout, "{report}")?;
+            Ok(DatasetOutcome::Imported(report))
+        }
+        DatasetCommand::List { json } => {
+            let entries = list(data_dir)?;
+            if json {
+                let metas: Vec<_> = entries
+                    .iter()
+                    .filter_map(|entry| entry.meta.as_ref().ok())
+                    .collect();
+                serde_json::to_writer_pretty(&mut stdout, &metas)?;
+                writeln!(stdout)?;
+            } else if entries.is_empty() {
+                writeln!(
+                    stdout,
+                    "no datasets; import one with `blindmatch dataset import`"
+                )?;
+            } else {
+                writeln!(
+                    stdout,
+                    "{:<24} {:>10} {:>12} {:>9} {:<26} {:<20} INPUT",
+                    "NAME", "RECORDS", "IDENTIFIERS", "REJECTED", "KINDS", "IMPORTED"
+                )?;
+                for entry in &entries {
+                    match &entry.meta {
+                        Ok(meta) => {
+                            let kinds: Vec<&str> = meta.kinds.iter().map(|k| k.name()).collect();
+                            writeln!(
+                                stdout,
+                                "{:<24} {:>10} {:>12} {:>9} {:<26} {:<20} {}",
+                                meta.name,
+                                meta.counts.accepted,
+                                meta.counts.identifiers,
+                                meta.counts.rejected_rows + meta.counts.duplicates,
+                                kinds.join(","),
+                                meta.imported_at,
+                                meta.input_file
+                            )?;
+                        }
+                        Err(err) => writeln!(stdout, "{:<24} unreadable: {err}", entry.name)?,
+                    }
+                }
+            }
+            // A corrupt dataset is shown above; the command still fails so scripts notice.
+            if let Some(entry) = entries.iter().find(|entry| entry.meta.is_err()) {
+                anyhow::bail!("dataset `{}` cannot be read", entry.name);
+            }
+            Ok(DatasetOutcome::Listed)
+        }
+        DatasetCommand::Remove { name } => {
+            remove(data_dir, &name).with_context(|| format!("removing dataset `{name}`"))?;
+            writeln!(stdout, "removed dataset `{name}`")?;
+            Ok(DatasetOutcome::Removed { name })
+        }
+    }
+}
+
+/// [`import`] with a progress bar on stderr, shown only when stderr is a terminal and
+/// `opts.quiet` is false.
+pub fn import_with_progress_bar(
+    data_dir: &Path,
+    opts: &ImportOptions,
+) -> Result<ImportReport, DatasetError> {
+    if opts.quiet || !std::io::stderr().is_terminal() {
+        return import(data_dir, opts, &|_| {});
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "{spinner} importing {prefix} [{bar:30}] {bytes}/{total_bytes} {msg} ({elapsed})",
+    )
+    .map(|style| style.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(opts.name.clone());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let result = import(data_dir, opts, &|progress| {
+        bar.set_length(progress.total_bytes);
+        bar.set_position(progress.bytes_read);
+        bar.set_message(format!("{} rows", progress.rows));
+    });
+    bar.finish_and_clear();
+    result
+}

@@ -1,0 +1,649 @@
+//! Streaming CSV import: header resolution, per-row validation and normalisation,
+//! duplicate handling, and the final atomic write (see the module docs of
+//! [`dataset`](super) for the rules).
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::SystemTime;
+
+use blindmatch_protocol::ident::{IdentKind, NORMALISATION_VERSION, Normaliser};
+use sha2::{Digest, Sha256};
+
+use super::input::{DecodingReader, HashingReader, MALFORMED_MARKER, RawProgress};
+use super::report::{ImportReport, Rejects, summarise};
+use super::store::{self, StoredRecord};
+use super::{
+    ColumnMapping, DatasetError, DatasetMeta, ImportCounts, InputEncoding, ProvenanceCounts,
+    check_name, dataset_path, datasets_dir, rejects_path,
+};
+use crate::identity::{Access, write_file_atomic};
+
+/// Longest accepted record id, in UTF-8 bytes.
+pub const MAX_ID_BYTES: usize = 256;
+/// Longest accepted legal-basis, consent or source value, in UTF-8 bytes.
+pub const MAX_PROVENANCE_BYTES: usize = 1024;
+/// Most records one dataset can hold (record indices are `u32`).
+pub const MAX_RECORDS: u64 = u32::MAX as u64 + 1;
+/// Rows between two progress callbacks.
+const PROGRESS_EVERY: u64 = 1024;
+
+/// What to import and how to read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// The CSV file.
+    pub input: PathBuf,
+    /// Name of the dataset to create or replace.
+    pub name: String,
+    /// Column holding the record id; `None` uses the row number (1 = first data row).
+    pub id_col: Option<String>,
+    /// Columns holding email addresses.
+    pub email_cols: Vec<String>,
+    /// Columns holding phone numbers.
+    pub phone_cols: Vec<String>,
+    /// Column holding a person's name; needs `company_col`.
+    pub name_col: Option<String>,
+    /// Column holding the person's company; needs `name_col`.
+    pub company_col: Option<String>,
+    /// Columns holding custom identifiers agreed with partners.
+    pub custom_cols: Vec<String>,
+    /// Default phone region (ISO 3166-1 alpha-2) for numbers without a country code.
+    pub region: String,
+    /// Encoding of the file.
+    pub encoding: InputEncoding,
+    /// Column holding each record's legal basis.
+    pub legal_basis_col: Option<String>,
+    /// Column holding each record's consent.
+    pub consent_col: Option<String>,
+    /// Column holding each record's source.
+    pub source_col: Option<String>,
+    /// No progress output (see [`import_with_progress_bar`](super::import_with_progress_bar)).
+    pub quiet: bool,
+}
+
+impl ImportOptions {
+    /// Options with no columns chosen yet, region `CN`, UTF-8.
+    pub fn new(input: impl Into<PathBuf>, name: impl Into<String>) -> Self {
+        Self {
+            input: input.into(),
+            name: name.into(),
+            id_col: None,
+            email_cols: Vec::new(),
+            phone_cols: Vec::new(),
+            name_col: None,
+            company_col: None,
+            custom_cols: Vec::new(),
+            region: "CN".to_owned(),
+            encoding: InputEncoding::Utf8,
+            legal_basis_col: None,
+            consent_col: None,
+            source_col: None,
+            quiet: false,
+        }
+    }
+
+    fn mapping(&self) -> ColumnMapping {
+        ColumnMapping {
+            id: self.id_col.clone(),
+            email: self.email_cols.clone(),
+            phone: self.phone_cols.clone(),
+            name: self.name_col.clone(),
+            company: self.company_col.clone(),
+            custom: self.custom_cols.clone(),
+            legal_basis: self.legal_basis_col.clone(),
+            consent: self.consent_col.clone(),
+            source: self.source_col.clone(),
+        }
+    }
+}
+
+/// Where an import is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportProgress {
+    /// Data rows processed.
+    pub rows: u64,
+    /// Bytes of the input file read.
+    pub bytes_read: u64,
+    /// Size of the input file.
+    pub total_bytes: u64,
+}
+
+/// Imports a CSV file as dataset `opts.name` under `<data_dir>/datasets/`, replacing
+/// any dataset of that name only once everything has succeeded.
+///
+/// `progress` is called every few thousand rows and once at the end.
+pub fn import(
+    data_dir: &Path,
+    opts: &ImportOptions,
+    progress: &dyn Fn(ImportProgress),
+) -> Result<ImportReport, DatasetError> {
+    check_name(&opts.name)?;
+    let normaliser = check_options(opts)?;
+    let path = &opts.input;
+    let read_err = |source| DatasetError::ReadInput {
+        path: path.clone(),
+        source,
+    };
+    let file = File::open(path).map_err(read_err)?;
+    let total_bytes = file.metadata().map_err(read_err)?.len();
+    let raw = Rc::new(RefCell::new(RawProgress::default()));
+    let decoded = DecodingReader::new(HashingReader::new(file, raw.clone()), opts.encoding);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(256 * 1024)
+        .from_reader(decoded);
+
+    let mut record = csv::ByteRecord::new();
+    if !reader
+        .read_byte_record(&mut record)
+        .map_err(|err| csv_error(path, err))?
+    {
+        return Err(DatasetError::EmptyInput { path: path.clone() });
+    }
+    let header_line = start_line(&reader, &record);
+    let header = header_names(path, opts.encoding, &record, header_line)?;
+    let plan = Plan::resolve(path, opts, &header)?;
+
+    let mut state = State {
+        plan: &plan,
+        normaliser: &normaliser,
+        header_len: header.len(),
+        rejects: Rejects::new(),
+        counts: ImportCounts::default(),
+        seen: HashMap::new(),
+        kinds: BTreeSet::new(),
+        provenance: ProvenanceCounts::default(),
+        body: Vec::new(),
+    };
+    let report_progress = |rows| {
+        progress(ImportProgress {
+            rows,
+            bytes_read: raw.borrow().bytes(),
+            total_bytes,
+        })
+    };
+    while reader
+        .read_byte_record(&mut record)
+        .map_err(|err| csv_error(path, err))?
+    {
+        let row = state.counts.rows + 1;
+        state.counts.rows = row;
+        let line = start_line(&reader, &record);
+        if record.as_slice().contains(&MALFORMED_MARKER) {
+            return Err(DatasetError::InvalidEncoding {
+                path: path.clone(),
+                encoding: opts.encoding,
+                row: Some(row),
+                line,
+            });
+        }
+        state.row(row, line, &record);
+        if state.counts.accepted > MAX_RECORDS {
+            return Err(DatasetError::TooManyRecords {
+                path: path.clone(),
+                max: MAX_RECORDS,
+            });
+        }
+        if row.is_multiple_of(PROGRESS_EVERY) {
+            report_progress(row);
+        }
+    }
+    report_progress(state.counts.rows);
+    drop(reader);
+    let input_sha256 = raw.borrow().sha256_hex();
+
+    let State {
+        rejects,
+        counts,
+        kinds,
+        provenance,
+        body,
+        ..
+    } = state;
+    let rejection_reasons = rejects.reasons();
+    if counts.rows == 0 {
+        return Err(DatasetError::NoDataRows { path: path.clone() });
+    }
+    if counts.accepted == 0 {
+        return Err(DatasetError::NoValidRecords {
+            path: path.clone(),
+            rows: counts.rows,
+            reasons: summarise(&rejection_reasons),
+        });
+    }
+
+    let dir = datasets_dir(data_dir);
+    fs::create_dir_all(&dir).map_err(|source| DatasetError::Storage {
+        action: "creating",
+        path: dir.clone(),
+        source,
+    })?;
+    let report_path = rejects_path(data_dir, &opts.name);
+    let report_bytes = rejects
+        .into_bytes()
+        .map_err(|source| DatasetError::Storage {
+            action: "writing",
+            path: report_path.clone(),
+            source,
+        })?;
+    let meta = DatasetMeta {
+        name: opts.name.clone(),
+        imported_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        input_file: path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        input_sha256: input_sha256.clone(),
+        encoding: opts.encoding,
+        region: normaliser.default_region().to_owned(),
+        normalisation_version: NORMALISATION_VERSION,
+        columns: opts.mapping(),
+        counts,
+        kinds: kinds.into_iter().collect(),
+        provenance,
+        rejects_sha256: hex::encode(Sha256::digest(&report_bytes)),
+    };
+    // The report first, the dataset last: the dataset's rename is the commit point,
+    // and its metadata names the report that belongs to it.
+    write_file_atomic(&report_path, &report_bytes, Access::OwnerOnly).map_err(|source| {
+        DatasetError::Storage {
+            action: "writing",
+            path: report_path.clone(),
+            source,
+        }
+    })?;
+    let dataset_path = dataset_path(data_dir, &opts.name);
+    store::write(&dataset_path, &meta, body)?;
+    tracing::info!(
+        dataset = %opts.name,
+        rows = counts.rows,
+        accepted = counts.accepted,
+        rejected_rows = counts.rejected_rows,
+        duplicates = counts.duplicates,
+        "dataset imported"
+    );
+
+    Ok(ImportReport {
+        name: opts.name.clone(),
+        input: path.clone(),
+        rows: counts.rows,
+        accepted: counts.accepted,
+        rejected_rows: counts.rejected_rows,
+        rejected_values: counts.rejected_values,
+        duplicates: counts.duplicates,
+        identifiers: counts.identifiers,
+        input_sha256,
+        normalisation_version: NORMALISATION_VERSION,
+        dataset_path,
+        report_path,
+        rejection_reasons,
+    })
+}
+
+fn check_options(opts: &ImportOptions) -> Result<Normaliser, DatasetError> {
+    if opts.email_cols.is_empty()
+        && opts.phone_cols.is_empty()
+        && opts.name_col.is_none()
+        && opts.custom_cols.is_empty()
+    {
+        return Err(DatasetError::InvalidOptions(
+            "no identifier column given: name at least one with --email-col, --phone-col, --name-col with --company-col, or --custom-col".to_owned(),
+        ));
+    }
+    match (&opts.name_col, &opts.company_col) {
+        (Some(_), None) => {
+            return Err(DatasetError::InvalidOptions(
+                "--name-col needs --company-col: a name is matched together with its company"
+                    .to_owned(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(DatasetError::InvalidOptions(
+                "--company-col needs --name-col: a company alone does not identify a person"
+                    .to_owned(),
+            ));
+        }
+        _ => {}
+    }
+    Normaliser::new(&opts.region).map_err(|_| {
+        DatasetError::InvalidOptions(format!(
+            "unknown phone region `{}`: give an ISO 3166-1 alpha-2 code such as CN, HK or US",
+            opts.region
+        ))
+    })
+}
+
+fn header_names(
+    path: &Path,
+    encoding: InputEncoding,
+    record: &csv::ByteRecord,
+    line: u64,
+) -> Result<Vec<String>, DatasetError> {
+    let invalid = || DatasetError::InvalidEncoding {
+        path: path.to_owned(),
+        encoding,
+        row: None,
+        line,
+    };
+    record
+        .iter()
+        .map(|field| {
+            std::str::from_utf8(field)
+                .map(|name| name.trim().to_owned())
+                .map_err(|_| invalid())
+        })
+        .collect()
+}
+
+/// The line of the file (1-based) where the record just read starts.
+///
+/// The reader has consumed the record's terminating LF (the decoder guarantees one,
+/// and turns CRLF into LF), so its line count is one past the record's last line;
+/// line breaks inside quoted cells are in the record's bytes.
+fn start_line<R: std::io::Read>(reader: &csv::Reader<R>, record: &csv::ByteRecord) -> u64 {
+    let embedded = record
+        .as_slice()
+        .iter()
+        .filter(|&&byte| byte == b'\n')
+        .count() as u64;
+    reader.position().line().saturating_sub(embedded + 1).max(1)
+}
+
+fn csv_error(path: &Path, err: csv::Error) -> DatasetError {
+    let line = err.position().map_or(0, |position| position.line());
+    let detail = err.to_string();
+    match err.into_kind() {
+        csv::ErrorKind::Io(source) => DatasetError::ReadInput {
+            path: path.to_owned(),
+            source,
+        },
+        _ => DatasetError::Csv {
+            path: path.to_owned(),
+            line,
+            detail,
+        },
+    }
+}
+
+/// Which header index feeds what.
+struct Plan {
+    id: Option<Column>,
+    identifiers: Vec<IdentifierColumn>,
+    legal_basis: Option<Column>,
+    consent: Option<Column>,
+    source: Option<Column>,
+}
+
+struct Column {
+    index: usize,
+    label: String,
+}
+
+struct IdentifierColumn {
+    kind: IdentKind,
+    index: usize,
+    /// The company column of a name+company identifier.
+    company: Option<usize>,
+    label: String,
+}
+
+impl Plan {
+    fn resolve(path: &Path, opts: &ImportOptions, header: &[String]) -> Result<Self, DatasetError> {
+        let mut missing = Vec::new();
+        let mut find = |name: &str| -> Result<Option<Column>, DatasetError> {
+            let wanted = name.trim();
+            let exact: Vec<usize> = positions(header, |column| column == wanted);
+            let matches = if exact.is_empty() {
+                positions(header, |column| column.eq_ignore_ascii_case(wanted))
+            } else {
+                exact
+            };
+            match matches.as_slice() {
+                [index] => Ok(Some(Column {
+                    index: *index,
+                    label: header[*index].clone(),
+                })),
+                [] => {
+                    if !missing.iter().any(|m| m == name) {
+                        missing.push(name.to_owned());
+                    }
+                    Ok(None)
+                }
+                several => Err(DatasetError::AmbiguousColumn {
+                    path: path.to_owned(),
+                    column: name.to_owned(),
+                    count: several.len(),
+                }),
+            }
+        };
+        let find_opt =
+            |find: &mut dyn FnMut(&str) -> Result<Option<Column>, DatasetError>,
+             name: &Option<String>| { name.as_deref().map(&mut *find).transpose() };
+
+        let id = find_opt(&mut find, &opts.id_col)?.flatten();
+        let mut identifiers = Vec::new();
+        let simple = [
+            (IdentKind::Email, &opts.email_cols),
+            (IdentKind::Phone, &opts.phone_cols),
+            (IdentKind::Custom, &opts.custom_cols),
+        ];
+        for (kind, names) in simple {
+            for name in names {
+                let Some(column) = find(name)? else {
+                    continue;
+                };
+                let repeated = identifiers
+                    .iter()
+                    .any(|c: &IdentifierColumn| c.kind == kind && c.index == column.index);
+                if !repeated {
+                    identifiers.push(IdentifierColumn {
+                        kind,
+                        index: column.index,
+                        company: None,
+                        label: column.label,
+                    });
+                }
+            }
+        }
+        let name = find_opt(&mut find, &opts.name_col)?.flatten();
+        let company = find_opt(&mut find, &opts.company_col)?.flatten();
+        if let (Some(name), Some(company)) = (name, company) {
+            identifiers.push(IdentifierColumn {
+                kind: IdentKind::NameCompany,
+                index: name.index,
+                company: Some(company.index),
+                label: format!("{}+{}", name.label, company.label),
+            });
+        }
+        let legal_basis = find_opt(&mut find, &opts.legal_basis_col)?.flatten();
+        let consent = find_opt(&mut find, &opts.consent_col)?.flatten();
+        let source = find_opt(&mut find, &opts.source_col)?.flatten();
+        if !missing.is_empty() {
+            return Err(DatasetError::MissingColumns {
+                path: path.to_owned(),
+                missing,
+                available: header.to_vec(),
+            });
+        }
+        Ok(Plan {
+            id,
+            identifiers,
+            legal_basis,
+            consent,
+            source,
+        })
+    }
+}
+
+fn positions(header: &[String], matches: impl Fn(&str) -> bool) -> Vec<usize> {
+    header
+        .iter()
+        .enumerate()
+        .filter(|(_, column)| matches(column))
+        .map(|(index, _)| index)
+        .collect()
+}
+
+/// Everything accumulated while reading rows.
+struct State<'a> {
+    plan: &'a Plan,
+    normaliser: &'a Normaliser,
+    header_len: usize,
+    rejects: Rejects,
+    counts: ImportCounts,
+    /// Record id → row of the accepted record holding it.
+    seen: HashMap<String, u64>,
+    kinds: BTreeSet<IdentKind>,
+    provenance: ProvenanceCounts,
+    /// Accepted records in the stored encoding.
+    body: Vec<u8>,
+}
+
+impl State<'_> {
+    /// Processes one data row whose bytes are known to be valid UTF-8.
+    fn row(&mut self, row: u64, line: u64, record: &csv::ByteRecord) {
+        let cell = |index: usize| -> &str {
+            record
+                .get(index)
+                .and_then(|bytes| std::str::from_utf8(bytes).ok())
+                .unwrap_or("")
+        };
+        if let Some(reason) = self.field_count_problem(record) {
+            self.reject_row(row, line, "", "field_count", &reason);
+            return;
+        }
+
+        let id = match &self.plan.id {
+            None => row.to_string(),
+            Some(column) => {
+                let id = cell(column.index).trim();
+                if id.is_empty() {
+                    self.reject_row(row, line, &column.label, "empty_id", "record id is empty");
+                    return;
+                }
+                if id.len() > MAX_ID_BYTES {
+                    let reason = format!("record id is longer than {MAX_ID_BYTES} bytes");
+                    self.reject_row(row, line, &column.label, "id_too_long", &reason);
+                    return;
+                }
+                id.to_owned()
+            }
+        };
+        if let Some(first) = self.seen.get(&id) {
+            let label = self.plan.id.as_ref().map_or("", |c| c.label.as_str());
+            let reason = format!("record id already used by row {first}; this row is dropped");
+            self.rejects.add(row, line, label, "duplicate_id", &reason);
+            self.counts.duplicates += 1;
+            return;
+        }
+
+        let mut identifiers = Vec::with_capacity(self.plan.identifiers.len());
+        let mut invalid = 0u64;
+        for column in &self.plan.identifiers {
+            let raw = cell(column.index);
+            if raw.trim().is_empty() {
+                continue;
+            }
+            let result = match (column.kind, column.company) {
+                (IdentKind::NameCompany, Some(company)) => {
+                    self.normaliser.name_company(raw, cell(company))
+                }
+                (kind, _) => self.normaliser.normalise(kind, raw),
+            };
+            match result {
+                Ok(identifier) => {
+                    identifiers.push((identifier.kind(), identifier.value().to_owned()))
+                }
+                Err(err) => {
+                    invalid += 1;
+                    self.rejects
+                        .add(row, line, &column.label, err.code(), &err.to_string());
+                }
+            }
+        }
+        self.counts.rejected_values += invalid;
+        if identifiers.is_empty() {
+            if invalid == 0 {
+                let reason = "every identifier column is empty";
+                self.reject_row(row, line, "", "no_identifier", reason);
+            } else {
+                let reason = "no valid identifier in this row";
+                self.reject_row(row, line, "", "no_valid_identifier", reason);
+            }
+            return;
+        }
+        identifiers.sort_unstable();
+        identifiers.dedup();
+
+        let plan = self.plan;
+        let stored = StoredRecord {
+            id,
+            legal_basis: self.provenance_value(row, line, plan.legal_basis.as_ref(), record),
+            consent: self.provenance_value(row, line, plan.consent.as_ref(), record),
+            source: self.provenance_value(row, line, plan.source.as_ref(), record),
+            identifiers,
+        };
+        store::encode_record(&mut self.body, &stored);
+        self.counts.accepted += 1;
+        self.counts.identifiers += stored.identifiers.len() as u64;
+        self.kinds
+            .extend(stored.identifiers.iter().map(|(kind, _)| *kind));
+        self.provenance.legal_basis += u64::from(stored.legal_basis.is_some());
+        self.provenance.consent += u64::from(stored.consent.is_some());
+        self.provenance.source += u64::from(stored.source.is_some());
+        self.seen.insert(stored.id, row);
+    }
+
+    fn reject_row(&mut self, row: u64, line: u64, column: &str, code: &'static str, reason: &str) {
+        self.rejects.add(row, line, column, code, reason);
+        self.counts.rejected_rows += 1;
+    }
+
+    /// A row with fewer fields than the header, or with extra non-empty fields, is
+    /// misaligned (an unquoted comma or line break) and its cells cannot be trusted.
+    fn field_count_problem(&self, record: &csv::ByteRecord) -> Option<String> {
+        let extra_non_empty = record
+            .iter()
+            .skip(self.header_len)
+            .any(|field| !field.iter().all(u8::is_ascii_whitespace));
+        if record.len() < self.header_len || extra_non_empty {
+            Some(format!(
+                "row has {} fields but the header has {} (an unquoted comma or line break?)",
+                record.len(),
+                self.header_len
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// A legal-basis, consent or source cell; an overlong value is rejected (and
+    /// reported) so a policy requiring the field excludes the record.
+    fn provenance_value(
+        &mut self,
+        row: u64,
+        line: u64,
+        column: Option<&Column>,
+        record: &csv::ByteRecord,
+    ) -> Option<String> {
+        let column = column?;
+        let value = record
+            .get(column.index)
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())?
+            .trim();
+        if value.is_empty() {
+            return None;
+        }
+        if value.len() > MAX_PROVENANCE_BYTES {
+            let reason = format!("value is longer than {MAX_PROVENANCE_BYTES} bytes");
+            self.rejects
+                .add(row, line, &column.label, "too_long", &reason);
+            self.counts.rejected_values += 1;
+            return None;
+        }
+        Some(value.to_owned())
+    }
+}

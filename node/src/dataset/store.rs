@@ -1,0 +1,544 @@
+//! The stored form of a dataset: one `.bmds` file, written once, read whole.
+//!
+//! # Format (version 1)
+//!
+//! All integers little-endian; `varint` is unsigned LEB128.
+//!
+//! | bytes | contents |
+//! |---|---|
+//! | 8 | magic [`MAGIC`] (`\x89BMDS\r\n\x1a`: catches text-mode transfers) |
+//! | 2 | format version, [`FORMAT_VERSION`] |
+//! | 2 | normalisation version of the identifiers ([`NORMALISATION_VERSION`]) |
+//! | 4 | length `m` of the metadata (at most 1 MiB) |
+//! | m | metadata: [`DatasetMeta`] as JSON |
+//! | … | `counts.accepted` records, back to back |
+//! | 32 | SHA-256 of every byte before it |
+//!
+//! A record: `varint` id length, id (UTF-8); one flag byte (bit 0 legal basis, bit 1
+//! consent, bit 2 source), then each present field as `varint` length + UTF-8; `varint`
+//! identifier count (at least 1), then per identifier one kind code byte
+//! ([`IdentKind::code`]), `varint` length, normalised value (UTF-8).
+//!
+//! Loading reads the file whole, checks magic, version and checksum before trusting
+//! any length, and bounds every length by the bytes that remain: a damaged or
+//! truncated file is a [`DatasetError::Corrupt`], never a panic or a huge allocation.
+//! A newer format version or other normalisation rules are errors of their own, since
+//! matching identifiers normalised under different rules would silently miss.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use blindmatch_protocol::ident::{IdentKind, NORMALISATION_VERSION};
+use blindmatch_protocol::session::{PreparedSet, PreparedSetBuilder};
+use sha2::{Digest, Sha256};
+
+use super::{
+    DATASET_EXTENSION, DatasetError, DatasetMeta, check_name, dataset_path, datasets_dir,
+    rejects_path,
+};
+use crate::identity::{Access, write_file_atomic};
+
+/// First bytes of every dataset file.
+pub const MAGIC: [u8; 8] = *b"\x89BMDS\r\n\x1a";
+/// Version of the file layout written by this build.
+pub const FORMAT_VERSION: u16 = 1;
+
+const PREAMBLE_LEN: usize = 16;
+const CHECKSUM_LEN: usize = 32;
+const MAX_META_LEN: usize = 1 << 20;
+
+const FLAG_LEGAL_BASIS: u8 = 1;
+const FLAG_CONSENT: u8 = 1 << 1;
+const FLAG_SOURCE: u8 = 1 << 2;
+const KNOWN_FLAGS: u8 = FLAG_LEGAL_BASIS | FLAG_CONSENT | FLAG_SOURCE;
+
+/// One stored record: the caller's id, its normalised identifiers and its provenance.
+///
+/// Holds personal data: `Debug` shows the id and the identifier kinds only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// The record id from the id column (or the row number); what results report.
+    pub id: String,
+    /// Normalised identifiers, sorted and distinct, at least one.
+    pub identifiers: Vec<(IdentKind, String)>,
+    /// Legal basis for processing, if the import had a legal-basis column.
+    pub legal_basis: Option<String>,
+    /// Consent value, if the import had a consent column.
+    pub consent: Option<String>,
+    /// Where the record came from, if the import had a source column.
+    pub source: Option<String>,
+}
+
+impl fmt::Debug for StoredRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kinds: Vec<IdentKind> = self.identifiers.iter().map(|(kind, _)| *kind).collect();
+        f.debug_struct("StoredRecord")
+            .field("id", &self.id)
+            .field("identifier_kinds", &kinds)
+            .field("legal_basis", &self.legal_basis)
+            .field("consent", &self.consent)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// A stored dataset, loaded whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dataset {
+    meta: DatasetMeta,
+    records: Vec<StoredRecord>,
+}
+
+impl Dataset {
+    /// Loads `<data>/datasets/<name>.bmds`, checking its format, checksum and
+    /// normalisation version.
+    pub fn load(data_dir: &Path, name: &str) -> Result<Self, DatasetError> {
+        check_name(name)?;
+        let path = dataset_path(data_dir, name);
+        let bytes = fs::read(&path).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => DatasetError::NotFound {
+                name: name.to_owned(),
+            },
+            _ => DatasetError::Storage {
+                action: "reading",
+                path: path.clone(),
+                source,
+            },
+        })?;
+        let dataset = decode(&path, &bytes)?;
+        if dataset.meta.name != name {
+            return Err(corrupt(
+                &path,
+                format!(
+                    "it holds dataset `{}`, not `{name}` (was the file renamed?)",
+                    dataset.meta.name
+                ),
+            ));
+        }
+        Ok(dataset)
+    }
+
+    /// The dataset's metadata.
+    pub fn meta(&self) -> &DatasetMeta {
+        &self.meta
+    }
+
+    /// The records, in input order.
+    pub fn records(&self) -> &[StoredRecord] {
+        &self.records
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True when there is no record (never for a dataset stored by an import).
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The id of record `index` (a record index from a [`PreparedSet`] result).
+    /// Panics if `index` is out of range, like slice indexing.
+    pub fn record_id(&self, index: usize) -> &str {
+        &self.records[index].id
+    }
+
+    /// Every identifier of every record, ready for a session; record index `i` in the
+    /// results is `self.records()[i]`.
+    pub fn prepared_set(&self) -> PreparedSet {
+        self.prepared_set_where(|_| true)
+    }
+
+    /// Like [`prepared_set`](Self::prepared_set) but only with the records `keep`
+    /// accepts (e.g. those with a legal basis); indices still refer to `records()`.
+    pub fn prepared_set_where(&self, keep: impl Fn(&StoredRecord) -> bool) -> PreparedSet {
+        let mut builder = PreparedSetBuilder::new();
+        // `decode` and `import` both cap the record count at u32::MAX + 1.
+        for (index, record) in (0u32..).zip(&self.records) {
+            if keep(record) {
+                for (kind, value) in &record.identifiers {
+                    builder.add_normalised(index, *kind, value.as_bytes());
+                }
+            }
+        }
+        builder.build()
+    }
+
+    /// Splits the dataset into its metadata and records.
+    pub fn into_parts(self) -> (DatasetMeta, Vec<StoredRecord>) {
+        (self.meta, self.records)
+    }
+}
+
+/// A stored dataset as seen by [`list`]: its name and its metadata, or why the
+/// metadata could not be read.
+#[derive(Debug)]
+pub struct DatasetEntry {
+    /// The dataset's name (from the file name).
+    pub name: String,
+    /// Its metadata, or the error reading it.
+    pub meta: Result<DatasetMeta, DatasetError>,
+}
+
+/// Every stored dataset, sorted by name. Reads only each file's metadata (no
+/// checksum check); an unreadable file is listed with its error.
+pub fn list(data_dir: &Path) -> Result<Vec<DatasetEntry>, DatasetError> {
+    let dir = datasets_dir(data_dir);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(DatasetError::Storage {
+                action: "listing",
+                path: dir,
+                source,
+            });
+        }
+    };
+    let mut listed = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| DatasetError::Storage {
+            action: "listing",
+            path: dir.clone(),
+            source,
+        })?;
+        let file_name = entry.file_name();
+        let Some(name) = file_name
+            .to_str()
+            .and_then(|file| file.strip_suffix(&format!(".{DATASET_EXTENSION}")))
+        else {
+            continue;
+        };
+        // Temporary files of an import in progress start with a dot.
+        if check_name(name).is_err() {
+            continue;
+        }
+        listed.push(DatasetEntry {
+            name: name.to_owned(),
+            meta: read_meta(&entry.path()),
+        });
+    }
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(listed)
+}
+
+/// Removes a stored dataset and its rejects report.
+pub fn remove(data_dir: &Path, name: &str) -> Result<(), DatasetError> {
+    check_name(name)?;
+    let path = dataset_path(data_dir, name);
+    fs::remove_file(&path).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => DatasetError::NotFound {
+            name: name.to_owned(),
+        },
+        _ => DatasetError::Storage {
+            action: "removing",
+            path: path.clone(),
+            source,
+        },
+    })?;
+    let report = rejects_path(data_dir, name);
+    match fs::remove_file(&report) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(DatasetError::Storage {
+                action: "removing",
+                path: report,
+                source,
+            });
+        }
+    }
+    let dir = datasets_dir(data_dir);
+    sync_dir(&dir).map_err(|source| DatasetError::Storage {
+        action: "syncing",
+        path: dir,
+        source,
+    })
+}
+
+/// Appends one record in the stored form.
+pub(crate) fn encode_record(out: &mut Vec<u8>, record: &StoredRecord) {
+    put_bytes(out, record.id.as_bytes());
+    let fields = [
+        (FLAG_LEGAL_BASIS, &record.legal_basis),
+        (FLAG_CONSENT, &record.consent),
+        (FLAG_SOURCE, &record.source),
+    ];
+    let flags = fields
+        .iter()
+        .filter(|(_, value)| value.is_some())
+        .fold(0, |flags, (flag, _)| flags | flag);
+    out.push(flags);
+    for value in fields.iter().filter_map(|(_, value)| value.as_deref()) {
+        put_bytes(out, value.as_bytes());
+    }
+    put_varint(out, record.identifiers.len() as u64);
+    for (kind, value) in &record.identifiers {
+        out.push(kind.code());
+        put_bytes(out, value.as_bytes());
+    }
+}
+
+/// Writes a dataset file atomically from its metadata and encoded records. `records`
+/// is reused as the file buffer, so no second copy of the records is made.
+pub(crate) fn write(path: &Path, meta: &DatasetMeta, records: Vec<u8>) -> Result<(), DatasetError> {
+    let storage = |source| DatasetError::Storage {
+        action: "writing",
+        path: path.to_owned(),
+        source,
+    };
+    let meta_json = serde_json::to_vec(meta).map_err(|err| storage(io::Error::other(err)))?;
+    let meta_len = u32::try_from(meta_json.len())
+        .ok()
+        .filter(|len| (*len as usize) <= MAX_META_LEN)
+        .ok_or_else(|| storage(io::Error::other("dataset metadata over 1 MiB")))?;
+    let mut head = Vec::with_capacity(PREAMBLE_LEN + meta_json.len());
+    head.extend_from_slice(&MAGIC);
+    head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    head.extend_from_slice(&meta.normalisation_version.to_le_bytes());
+    head.extend_from_slice(&meta_len.to_le_bytes());
+    head.extend_from_slice(&meta_json);
+
+    let mut file = records;
+    file.reserve_exact(head.len() + CHECKSUM_LEN);
+    file.splice(0..0, head);
+    let checksum = Sha256::digest(&file);
+    file.extend_from_slice(&checksum);
+    write_file_atomic(path, &file, Access::OwnerOnly).map_err(storage)
+}
+
+/// Parses a whole dataset file.
+pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<Dataset, DatasetError> {
+    let meta_len = check_preamble(path, bytes)?;
+    let meta_end = PREAMBLE_LEN + meta_len;
+    if bytes.len() < meta_end + CHECKSUM_LEN {
+        return Err(corrupt(path, "the file is truncated".to_owned()));
+    }
+    let (content, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+    if Sha256::digest(content).as_slice() != checksum {
+        return Err(corrupt(
+            path,
+            "checksum mismatch (the file was truncated or modified)".to_owned(),
+        ));
+    }
+    check_normalisation(path, content)?;
+    let meta = parse_meta(path, &content[PREAMBLE_LEN..meta_end])?;
+    let records = decode_records(&content[meta_end..], meta.counts.accepted)
+        .map_err(|problem| corrupt(path, problem))?;
+    Ok(Dataset { meta, records })
+}
+
+/// Reads only the preamble and metadata of a dataset file.
+fn read_meta(path: &Path) -> Result<DatasetMeta, DatasetError> {
+    let io_err = |source| DatasetError::Storage {
+        action: "reading",
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io_err)?;
+    let mut head = Vec::with_capacity(PREAMBLE_LEN);
+    (&mut file)
+        .take(PREAMBLE_LEN as u64)
+        .read_to_end(&mut head)
+        .map_err(io_err)?;
+    let meta_len = check_preamble(path, &head)?;
+    check_normalisation(path, &head)?;
+    let mut meta = Vec::with_capacity(meta_len);
+    file.take(meta_len as u64)
+        .read_to_end(&mut meta)
+        .map_err(io_err)?;
+    if meta.len() < meta_len {
+        return Err(corrupt(path, "the file is truncated".to_owned()));
+    }
+    parse_meta(path, &meta)
+}
+
+/// Checks magic and format version; returns the metadata length.
+fn check_preamble(path: &Path, bytes: &[u8]) -> Result<usize, DatasetError> {
+    if bytes.len() < PREAMBLE_LEN {
+        return Err(
+            if bytes.starts_with(&MAGIC[..bytes.len().min(MAGIC.len())]) {
+                corrupt(path, "the file is truncated".to_owned())
+            } else {
+                corrupt(path, "not a blindmatch dataset file".to_owned())
+            },
+        );
+    }
+    if bytes[..MAGIC.len()] != MAGIC {
+        return Err(corrupt(path, "not a blindmatch dataset file".to_owned()));
+    }
+    let format = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if format != FORMAT_VERSION {
+        return Err(DatasetError::UnsupportedFormat {
+            path: path.to_owned(),
+            found: format,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let meta_len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
+    if meta_len > MAX_META_LEN {
+        return Err(corrupt(path, "metadata length is out of range".to_owned()));
+    }
+    Ok(meta_len)
+}
+
+fn check_normalisation(path: &Path, preamble: &[u8]) -> Result<(), DatasetError> {
+    let found = u16::from_le_bytes([preamble[10], preamble[11]]);
+    if found != NORMALISATION_VERSION {
+        return Err(DatasetError::NormalisationVersion {
+            path: path.to_owned(),
+            found,
+            current: NORMALISATION_VERSION,
+        });
+    }
+    Ok(())
+}
+
+fn parse_meta(path: &Path, json: &[u8]) -> Result<DatasetMeta, DatasetError> {
+    let meta: DatasetMeta = serde_json::from_slice(json)
+        .map_err(|err| corrupt(path, format!("unreadable metadata: {err}")))?;
+    if meta.normalisation_version != NORMALISATION_VERSION {
+        return Err(corrupt(
+            path,
+            "metadata and header disagree on the normalisation version".to_owned(),
+        ));
+    }
+    Ok(meta)
+}
+
+fn decode_records(bytes: &[u8], count: u64) -> Result<Vec<StoredRecord>, String> {
+    if count > u64::from(u32::MAX) + 1 {
+        return Err(format!("record count {count} is out of range"));
+    }
+    let mut reader = Reader { bytes, pos: 0 };
+    // Every record takes at least 5 bytes, which bounds the allocation.
+    let capacity = usize::try_from(count)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len() / 5);
+    let mut records = Vec::with_capacity(capacity);
+    for index in 0..count {
+        let record = reader
+            .record()
+            .map_err(|problem| format!("record {}: {problem}", index + 1))?;
+        records.push(record);
+    }
+    if reader.pos != bytes.len() {
+        return Err(format!(
+            "{} unexpected bytes after the last record",
+            bytes.len() - reader.pos
+        ));
+    }
+    Ok(records)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn record(&mut self) -> Result<StoredRecord, &'static str> {
+        let id = self.string()?;
+        let flags = self.byte()?;
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err("unknown provenance flags");
+        }
+        let mut field = |flag: u8| -> Result<Option<String>, &'static str> {
+            if flags & flag != 0 {
+                self.string().map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let legal_basis = field(FLAG_LEGAL_BASIS)?;
+        let consent = field(FLAG_CONSENT)?;
+        let source = field(FLAG_SOURCE)?;
+        let count = self.varint()?;
+        if count == 0 {
+            return Err("no identifier");
+        }
+        // Every identifier takes at least 2 bytes.
+        if count > (self.bytes.len() - self.pos) as u64 / 2 {
+            return Err("identifier count exceeds the file");
+        }
+        let mut identifiers = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let kind = IdentKind::from_code(self.byte()?).ok_or("unknown identifier kind")?;
+            identifiers.push((kind, self.string()?));
+        }
+        Ok(StoredRecord {
+            id,
+            identifiers,
+            legal_basis,
+            consent,
+            source,
+        })
+    }
+
+    fn byte(&mut self) -> Result<u8, &'static str> {
+        let byte = *self.bytes.get(self.pos).ok_or("unexpected end of data")?;
+        self.pos += 1;
+        Ok(byte)
+    }
+
+    fn varint(&mut self) -> Result<u64, &'static str> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.byte()?;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("overlong length")
+    }
+
+    fn string(&mut self) -> Result<String, &'static str> {
+        let len = self.varint()?;
+        let remaining = self.bytes.len() - self.pos;
+        if len > remaining as u64 {
+            return Err("a length runs past the end of the data");
+        }
+        let slice = &self.bytes[self.pos..self.pos + len as usize];
+        self.pos += len as usize;
+        std::str::from_utf8(slice)
+            .map(str::to_owned)
+            .map_err(|_| "text is not UTF-8")
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn corrupt(path: &Path, problem: String) -> DatasetError {
+    DatasetError::Corrupt {
+        path: PathBuf::from(path),
+        problem,
+    }
+}
+
+/// Makes a removal in `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
