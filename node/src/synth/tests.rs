@@ -42,6 +42,22 @@ fn same_seed_same_lists_other_seed_other_lists() {
 }
 
 #[test]
+fn output_does_not_depend_on_the_number_of_threads() {
+    let spec = spec(40_000, 30_000, 10_000, 99, true);
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(|| generate_lists(&spec));
+    let three_threads = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap()
+        .install(|| generate_lists(&spec));
+    assert_eq!(one_thread, three_threads);
+}
+
+#[test]
 fn clean_lists_match_on_every_kind_exactly() {
     let pair = generate_pair(&spec(2_000, 3_000, 700, 1, false));
     assert_eq!(pair.a.len(), 2_000);

@@ -41,8 +41,8 @@ pub struct ListTruth {
     pub identifiers_by_kind: BTreeMap<IdentKind, u64>,
     /// Records with no valid identifier of the chosen kinds.
     pub rows_without_identifier: usize,
-    /// Non-blank values (an email, a phone, a name with a company) that fail
-    /// normalisation: what an importer reports as invalid.
+    /// Non-blank values (an email, a phone, a name with its company) that fail
+    /// normalisation: what the dataset importer reports as rejected values.
     pub invalid_values: usize,
     /// Duplicate rows injected (further records of a person already in the list),
     /// from the records' [`Origin`].
@@ -52,8 +52,10 @@ pub struct ListTruth {
     pub invalid_rows_injected: usize,
 }
 
-/// The valid identifiers of `record` for `kinds`, and how many non-blank values failed.
-/// Blank means empty or only whitespace; a name+company needs both parts non-blank.
+/// The valid identifiers of `record` for `kinds`, and how many non-blank values failed,
+/// read as the dataset importer reads a row: a blank (empty or whitespace-only) email or
+/// mobile is skipped; a non-blank name is normalised with the company (and is invalid
+/// if the company is blank).
 pub fn record_identifiers(
     normaliser: &Normaliser,
     record: &SynthRecord,
@@ -72,7 +74,9 @@ pub fn record_identifiers(
     if kinds.contains(IdentKind::Phone) && !blank(&record.mobile) {
         take(normaliser.phone(&record.mobile));
     }
-    if kinds.contains(IdentKind::NameCompany) && !blank(&record.name) && !blank(&record.company) {
+    // As the dataset importer does: a name makes a name+company value, which is
+    // invalid if the company is blank.
+    if kinds.contains(IdentKind::NameCompany) && !blank(&record.name) {
         take(normaliser.name_company(&record.name, &record.company));
     }
     (identifiers, invalid)
