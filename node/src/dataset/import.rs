@@ -10,8 +10,10 @@ use std::rc::Rc;
 use std::time::SystemTime;
 
 use blindmatch_protocol::ident::{IdentKind, NORMALISATION_VERSION, Normaliser};
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use super::columns::{Checked, Column, Plan, cell};
 use super::input::{DecodingReader, HashingReader, MALFORMED_MARKER, RawProgress};
 use super::report::{ImportReport, Rejects, summarise};
 use super::store::{self, StoredRecord};
@@ -27,8 +29,8 @@ pub const MAX_ID_BYTES: usize = 256;
 pub const MAX_PROVENANCE_BYTES: usize = 1024;
 /// Most records one dataset can hold (record indices are `u32`).
 pub const MAX_RECORDS: u64 = u32::MAX as u64 + 1;
-/// Rows between two progress callbacks.
-const PROGRESS_EVERY: u64 = 1024;
+/// Rows read, checked in parallel and applied at a time (also the progress step).
+const BATCH_ROWS: usize = 4096;
 
 /// What to import and how to read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,7 +115,7 @@ pub struct ImportProgress {
 /// Imports a CSV file as dataset `opts.name` under `<data_dir>/datasets/`, replacing
 /// any dataset of that name only once everything has succeeded.
 ///
-/// `progress` is called every few thousand rows and once at the end.
+/// `progress` is called every few thousand rows and at the end.
 pub fn import(
     data_dir: &Path,
     opts: &ImportOptions,
@@ -149,8 +151,6 @@ pub fn import(
 
     let mut state = State {
         plan: &plan,
-        normaliser: &normaliser,
-        header_len: header.len(),
         rejects: Rejects::new(),
         counts: ImportCounts::default(),
         seen: HashMap::new(),
@@ -165,33 +165,52 @@ pub fn import(
             total_bytes,
         })
     };
-    while reader
-        .read_byte_record(&mut record)
-        .map_err(|err| csv_error(path, err))?
-    {
-        let row = state.counts.rows + 1;
-        state.counts.rows = row;
-        let line = start_line(&reader, &record);
-        if record.as_slice().contains(&MALFORMED_MARKER) {
-            return Err(DatasetError::InvalidEncoding {
-                path: path.clone(),
-                encoding: opts.encoding,
-                row: Some(row),
-                line,
-            });
+    // Rows are read in batches; each batch is checked and normalised in parallel
+    // (the costly part), then applied in input order.
+    let mut batch: Vec<(csv::ByteRecord, u64)> = Vec::new();
+    let mut done = false;
+    while !done {
+        let mut len = 0;
+        while len < BATCH_ROWS {
+            if len == batch.len() {
+                batch.push((csv::ByteRecord::new(), 0));
+            }
+            let (record, line) = &mut batch[len];
+            if !reader
+                .read_byte_record(record)
+                .map_err(|err| csv_error(path, err))?
+            {
+                done = true;
+                break;
+            }
+            *line = start_line(&reader, record);
+            if record.as_slice().contains(&MALFORMED_MARKER) {
+                return Err(DatasetError::InvalidEncoding {
+                    path: path.clone(),
+                    encoding: opts.encoding,
+                    row: Some(state.counts.rows + len as u64 + 1),
+                    line: *line,
+                });
+            }
+            len += 1;
         }
-        state.row(row, line, &record);
+        let checked: Vec<Checked> = batch[..len]
+            .par_iter()
+            .map(|(record, _)| plan.check(&normaliser, record))
+            .collect();
+        for ((record, line), checked) in batch.iter().zip(checked) {
+            let row = state.counts.rows + 1;
+            state.counts.rows = row;
+            state.apply(row, *line, record, checked);
+        }
         if state.counts.accepted > MAX_RECORDS {
             return Err(DatasetError::TooManyRecords {
                 path: path.clone(),
                 max: MAX_RECORDS,
             });
         }
-        if row.is_multiple_of(PROGRESS_EVERY) {
-            report_progress(row);
-        }
+        report_progress(state.counts.rows);
     }
-    report_progress(state.counts.rows);
     drop(reader);
     let input_sha256 = raw.borrow().sha256_hex();
 
@@ -368,130 +387,9 @@ fn csv_error(path: &Path, err: csv::Error) -> DatasetError {
     }
 }
 
-/// Which header index feeds what.
-struct Plan {
-    id: Option<Column>,
-    identifiers: Vec<IdentifierColumn>,
-    legal_basis: Option<Column>,
-    consent: Option<Column>,
-    source: Option<Column>,
-}
-
-struct Column {
-    index: usize,
-    label: String,
-}
-
-struct IdentifierColumn {
-    kind: IdentKind,
-    index: usize,
-    /// The company column of a name+company identifier.
-    company: Option<usize>,
-    label: String,
-}
-
-impl Plan {
-    fn resolve(path: &Path, opts: &ImportOptions, header: &[String]) -> Result<Self, DatasetError> {
-        let mut missing = Vec::new();
-        let mut find = |name: &str| -> Result<Option<Column>, DatasetError> {
-            let wanted = name.trim();
-            let exact: Vec<usize> = positions(header, |column| column == wanted);
-            let matches = if exact.is_empty() {
-                positions(header, |column| column.eq_ignore_ascii_case(wanted))
-            } else {
-                exact
-            };
-            match matches.as_slice() {
-                [index] => Ok(Some(Column {
-                    index: *index,
-                    label: header[*index].clone(),
-                })),
-                [] => {
-                    if !missing.iter().any(|m| m == name) {
-                        missing.push(name.to_owned());
-                    }
-                    Ok(None)
-                }
-                several => Err(DatasetError::AmbiguousColumn {
-                    path: path.to_owned(),
-                    column: name.to_owned(),
-                    count: several.len(),
-                }),
-            }
-        };
-        let find_opt =
-            |find: &mut dyn FnMut(&str) -> Result<Option<Column>, DatasetError>,
-             name: &Option<String>| { name.as_deref().map(&mut *find).transpose() };
-
-        let id = find_opt(&mut find, &opts.id_col)?.flatten();
-        let mut identifiers = Vec::new();
-        let simple = [
-            (IdentKind::Email, &opts.email_cols),
-            (IdentKind::Phone, &opts.phone_cols),
-            (IdentKind::Custom, &opts.custom_cols),
-        ];
-        for (kind, names) in simple {
-            for name in names {
-                let Some(column) = find(name)? else {
-                    continue;
-                };
-                let repeated = identifiers
-                    .iter()
-                    .any(|c: &IdentifierColumn| c.kind == kind && c.index == column.index);
-                if !repeated {
-                    identifiers.push(IdentifierColumn {
-                        kind,
-                        index: column.index,
-                        company: None,
-                        label: column.label,
-                    });
-                }
-            }
-        }
-        let name = find_opt(&mut find, &opts.name_col)?.flatten();
-        let company = find_opt(&mut find, &opts.company_col)?.flatten();
-        if let (Some(name), Some(company)) = (name, company) {
-            identifiers.push(IdentifierColumn {
-                kind: IdentKind::NameCompany,
-                index: name.index,
-                company: Some(company.index),
-                label: format!("{}+{}", name.label, company.label),
-            });
-        }
-        let legal_basis = find_opt(&mut find, &opts.legal_basis_col)?.flatten();
-        let consent = find_opt(&mut find, &opts.consent_col)?.flatten();
-        let source = find_opt(&mut find, &opts.source_col)?.flatten();
-        if !missing.is_empty() {
-            return Err(DatasetError::MissingColumns {
-                path: path.to_owned(),
-                missing,
-                available: header.to_vec(),
-            });
-        }
-        Ok(Plan {
-            id,
-            identifiers,
-            legal_basis,
-            consent,
-            source,
-        })
-    }
-}
-
-fn positions(header: &[String], matches: impl Fn(&str) -> bool) -> Vec<usize> {
-    header
-        .iter()
-        .enumerate()
-        .filter(|(_, column)| matches(column))
-        .map(|(index, _)| index)
-        .collect()
-}
-
 /// Everything accumulated while reading rows.
 struct State<'a> {
     plan: &'a Plan,
-    normaliser: &'a Normaliser,
-    header_len: usize,
     rejects: Rejects,
     counts: ImportCounts,
     /// Record id → row of the accepted record holding it.
@@ -503,23 +401,24 @@ struct State<'a> {
 }
 
 impl State<'_> {
-    /// Processes one data row whose bytes are known to be valid UTF-8.
-    fn row(&mut self, row: u64, line: u64, record: &csv::ByteRecord) {
-        let cell = |index: usize| -> &str {
-            record
-                .get(index)
-                .and_then(|bytes| std::str::from_utf8(bytes).ok())
-                .unwrap_or("")
+    /// Applies one checked data row (in input order): record id, duplicates,
+    /// rejections, provenance, storage.
+    fn apply(&mut self, row: u64, line: u64, record: &csv::ByteRecord, checked: Checked) {
+        let (identifiers, invalid) = match checked {
+            Checked::Misaligned(reason) => {
+                self.reject_row(row, line, "", "field_count", &reason);
+                return;
+            }
+            Checked::Cells {
+                identifiers,
+                invalid,
+            } => (identifiers, invalid),
         };
-        if let Some(reason) = self.field_count_problem(record) {
-            self.reject_row(row, line, "", "field_count", &reason);
-            return;
-        }
-
-        let id = match &self.plan.id {
+        let plan = self.plan;
+        let id = match &plan.id {
             None => row.to_string(),
             Some(column) => {
-                let id = cell(column.index).trim();
+                let id = cell(record, column.index).trim();
                 if id.is_empty() {
                     self.reject_row(row, line, &column.label, "empty_id", "record id is empty");
                     return;
@@ -533,40 +432,21 @@ impl State<'_> {
             }
         };
         if let Some(first) = self.seen.get(&id) {
-            let label = self.plan.id.as_ref().map_or("", |c| c.label.as_str());
+            let label = plan.id.as_ref().map_or("", |c| c.label.as_str());
             let reason = format!("record id already used by row {first}; this row is dropped");
             self.rejects.add(row, line, label, "duplicate_id", &reason);
             self.counts.duplicates += 1;
             return;
         }
 
-        let mut identifiers = Vec::with_capacity(self.plan.identifiers.len());
-        let mut invalid = 0u64;
-        for column in &self.plan.identifiers {
-            let raw = cell(column.index);
-            if raw.trim().is_empty() {
-                continue;
-            }
-            let result = match (column.kind, column.company) {
-                (IdentKind::NameCompany, Some(company)) => {
-                    self.normaliser.name_company(raw, cell(company))
-                }
-                (kind, _) => self.normaliser.normalise(kind, raw),
-            };
-            match result {
-                Ok(identifier) => {
-                    identifiers.push((identifier.kind(), identifier.value().to_owned()))
-                }
-                Err(err) => {
-                    invalid += 1;
-                    self.rejects
-                        .add(row, line, &column.label, err.code(), &err.to_string());
-                }
-            }
+        for (position, err) in &invalid {
+            let label = &plan.identifiers[*position].label;
+            self.rejects
+                .add(row, line, label, err.code(), &err.to_string());
         }
-        self.counts.rejected_values += invalid;
+        self.counts.rejected_values += invalid.len() as u64;
         if identifiers.is_empty() {
-            if invalid == 0 {
+            if invalid.is_empty() {
                 let reason = "every identifier column is empty";
                 self.reject_row(row, line, "", "no_identifier", reason);
             } else {
@@ -575,10 +455,7 @@ impl State<'_> {
             }
             return;
         }
-        identifiers.sort_unstable();
-        identifiers.dedup();
 
-        let plan = self.plan;
         let stored = StoredRecord {
             id,
             legal_basis: self.provenance_value(row, line, plan.legal_basis.as_ref(), record),
@@ -602,24 +479,6 @@ impl State<'_> {
         self.counts.rejected_rows += 1;
     }
 
-    /// A row with fewer fields than the header, or with extra non-empty fields, is
-    /// misaligned (an unquoted comma or line break) and its cells cannot be trusted.
-    fn field_count_problem(&self, record: &csv::ByteRecord) -> Option<String> {
-        let extra_non_empty = record
-            .iter()
-            .skip(self.header_len)
-            .any(|field| !field.iter().all(u8::is_ascii_whitespace));
-        if record.len() < self.header_len || extra_non_empty {
-            Some(format!(
-                "row has {} fields but the header has {} (an unquoted comma or line break?)",
-                record.len(),
-                self.header_len
-            ))
-        } else {
-            None
-        }
-    }
-
     /// A legal-basis, consent or source cell; an overlong value is rejected (and
     /// reported) so a policy requiring the field excludes the record.
     fn provenance_value(
@@ -630,10 +489,7 @@ impl State<'_> {
         record: &csv::ByteRecord,
     ) -> Option<String> {
         let column = column?;
-        let value = record
-            .get(column.index)
-            .and_then(|bytes| std::str::from_utf8(bytes).ok())?
-            .trim();
+        let value = cell(record, column.index).trim();
         if value.is_empty() {
             return None;
         }

@@ -7,15 +7,22 @@
 //! (SHA-256, for the audit log) and decoded to UTF-8 on the fly (UTF-8 or GB18030; a
 //! byte-order mark selects UTF-8 or UTF-16 whatever was asked), the header row names
 //! the columns, and every identifier cell is normalised by
-//! [`blindmatch_protocol::ident`]. Rows are numbered from 1 = the first row after the
-//! header; that number is also the record id when no id column is given.
+//! [`blindmatch_protocol::ident`], in parallel batches. Rows are numbered from 1 = the
+//! first row after the header; that number is also the record id when no id column is
+//! given. Reports also give the line of the file where a row starts (the header is
+//! line 1; a quoted cell may span lines), which is the row number a spreadsheet shows.
+//! Header names match exactly after trimming, or else ignoring ASCII case.
 //!
 //! - An empty (or all-whitespace) identifier cell is no identifier, not an error.
 //! - An invalid identifier is dropped and reported; the rest of its row still counts.
 //! - A row left with no valid identifier is a rejected row.
+//! - A row with an empty or overlong (over 256 bytes) record id, or with a field count
+//!   other than the header's (an unquoted comma or line break), is a rejected row.
 //! - A row whose record id is already held by an accepted record is a duplicate: it is
 //!   dropped (the first row wins) and reported, so consent or provenance recorded on
-//!   different rows is never merged into one record.
+//!   different rows is never merged into one record. A rejected row claims no id.
+//! - The same identifier in several records is kept in each: the prepared set sends it
+//!   once and maps a match back to every record holding it.
 //! - Every rejection is written to `<data>/datasets/<name>.rejects.csv` with its row,
 //!   line, column and reason — never the value.
 //!
@@ -23,15 +30,19 @@
 //! an empty file, no valid record at all, an I/O error) abort the import and leave the
 //! stored dataset of that name untouched.
 //!
+//! Memory: the CSV is streamed; the encoded records (about the size of the stored
+//! file), the set of record ids and the rejects report are held until the final write.
+//!
 //! # Storage
 //!
-//! One file per dataset, `<data>/datasets/<name>.bmds` (see [`store`](self) for the
-//! format), written atomically (temporary file, fsync, rename, fsync directory) as the
+//! One file per dataset, `<data>/datasets/<name>.bmds` (the `store` submodule documents
+//! the format), written atomically (temporary file, fsync, rename, fsync directory) as the
 //! very last step of an import. The rejects report is written just before it; the
 //! dataset's metadata holds the report's SHA-256 so a report left over from an import
 //! that failed at the final rename can be told apart. Dataset files hold normalised
 //! personal data and are created owner-only (0600).
 
+mod columns;
 mod command;
 mod import;
 mod input;
