@@ -135,11 +135,14 @@ pub async fn run<S: Session + 'static>(
     let pumped =
         tokio::task::spawn_blocking(move || pump(session, in_rx, out_tx, pump_options, handle))
             .await;
-    let mut result = match pumped {
-        Ok(result) => result,
-        Err(err) => Err(DriverError::Internal(format!(
-            "session thread failed: {err}"
-        ))),
+    let (mut result, in_rx) = match pumped {
+        Ok((result, in_rx)) => (result, Some(in_rx)),
+        Err(err) => (
+            Err(DriverError::Internal(format!(
+                "session thread failed: {err}"
+            ))),
+            None,
+        ),
     };
     // The writer drains what the session queued (our Finish, or an Abort) and waits
     // until the peer acknowledged it, so closing afterwards loses nothing.
@@ -154,6 +157,21 @@ pub async fn run<S: Session + 'static>(
             if result.is_ok() {
                 result = Err(DriverError::Internal(format!("writer failed: {err}")));
             }
+        }
+    }
+    // After success, wait until the peer ends its stream: it does so only once it has
+    // read our Finish, so closing the connection before that could discard it.
+    if let (Ok(_), Some(mut in_rx)) = (&result, in_rx) {
+        let drained = tokio::time::timeout(options.idle_timeout, async {
+            while let Some(frame) = in_rx.recv().await {
+                if frame.is_ok() {
+                    tracing::warn!("peer sent data after Finish; ignored");
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("peer did not end its stream after Finish");
         }
     }
     reader_task.abort();
@@ -180,6 +198,20 @@ fn pump<S: Session>(
     out_tx: mpsc::Sender<Vec<u8>>,
     options: DriverOptions,
     handle: tokio::runtime::Handle,
+) -> (
+    Result<Outcome, DriverError>,
+    mpsc::Receiver<Result<Vec<u8>, TransportError>>,
+) {
+    let result = pump_session(&mut session, &mut in_rx, &out_tx, &options, &handle);
+    (result, in_rx)
+}
+
+fn pump_session<S: Session>(
+    session: &mut S,
+    in_rx: &mut mpsc::Receiver<Result<Vec<u8>, TransportError>>,
+    out_tx: &mpsc::Sender<Vec<u8>>,
+    options: &DriverOptions,
+    handle: &tokio::runtime::Handle,
 ) -> Result<Outcome, DriverError> {
     let mut outcome: Option<Outcome> = None;
     let mut failure: Option<DriverError> = None;
@@ -195,16 +227,16 @@ fn pump<S: Session>(
                 Ok(frame) => {
                     worked = true;
                     last_heard = Instant::now();
-                    on_frame(&mut session, Some(frame), &mut failure);
+                    on_frame(session, Some(frame), &mut failure);
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => {
-                    on_frame(&mut session, None, &mut failure);
+                    on_frame(session, None, &mut failure);
                     break;
                 }
                 Err(mpsc::error::TryRecvError::Empty) => break,
             }
         }
-        drain_events(&mut session, &mut outcome, &mut failure);
+        drain_events(session, &mut outcome, &mut failure);
         // 2. Then our own frames, while the writer has room.
         loop {
             let frame = match pending_out.take() {
@@ -226,12 +258,12 @@ fn pump<S: Session>(
                     break;
                 }
             }
-            drain_events(&mut session, &mut outcome, &mut failure);
-            if in_has_frames(&in_rx) {
+            drain_events(session, &mut outcome, &mut failure);
+            if in_has_frames(in_rx) {
                 break;
             }
         }
-        drain_events(&mut session, &mut outcome, &mut failure);
+        drain_events(session, &mut outcome, &mut failure);
         if let Some(progress) = &options.on_progress {
             progress(session.progress());
         }
@@ -268,26 +300,21 @@ fn pump<S: Session>(
         match wake {
             Wake::Frame(Some(frame)) => {
                 last_heard = Instant::now();
-                on_frame(&mut session, Some(frame), &mut failure);
+                on_frame(session, Some(frame), &mut failure);
             }
-            Wake::Frame(None) => on_frame(&mut session, None, &mut failure),
+            Wake::Frame(None) => on_frame(session, None, &mut failure),
             Wake::Capacity => {}
             Wake::Timeout => {
                 let err = DriverError::Timeout(options.idle_timeout);
-                abort(&mut session, &out_tx, &mut pending_out, err.close_code());
+                abort(session, out_tx, &mut pending_out, err.close_code());
                 failure.get_or_insert(err);
             }
             Wake::Cancelled => {
-                abort(
-                    &mut session,
-                    &out_tx,
-                    &mut pending_out,
-                    CloseCode::CANCELLED,
-                );
+                abort(session, &out_tx, &mut pending_out, CloseCode::CANCELLED);
                 failure.get_or_insert(DriverError::Cancelled);
             }
         }
-        drain_events(&mut session, &mut outcome, &mut failure);
+        drain_events(session, &mut outcome, &mut failure);
     }
     if let Some(frame) = pending_out.take() {
         // Best effort: the writer may already be gone if the stream failed.

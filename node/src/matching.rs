@@ -117,12 +117,10 @@ pub async fn run(
     let client = transport::client_endpoint(node.identity(), &tuning)?;
     let conn = transport::connect(&client, addr, peer.addr.host(), peer.fingerprint).await?;
     let binding = transport::channel_binding(&conn)?;
-    let (send, recv) = conn.open_bi().await.map_err(|e| {
-        NodeError::Other(format!(
-            "peer `{}` did not accept a session stream: {e}",
-            peer.name
-        ))
-    })?;
+    let (send, recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| NodeError::Transport(transport::classify_connection_error(e, Some(addr))))?;
 
     let mut session_id = [0u8; 16];
     rand::rng().fill_bytes(&mut session_id);

@@ -505,7 +505,7 @@ pub fn peer_close_code(err: &quinn::ConnectionError) -> Option<CloseCode> {
 }
 
 /// Turns a quinn connection error into one that says what to do.
-pub(crate) fn classify_connection_error(
+pub fn classify_connection_error(
     err: quinn::ConnectionError,
     addr: Option<SocketAddr>,
 ) -> TransportError {
