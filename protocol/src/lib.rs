@@ -3,12 +3,12 @@
 //! Pure and deterministic: no tokio, no sockets, no files, no clocks. Randomness is
 //! injected by the caller.
 
+pub mod audit;
 pub mod error;
 pub mod group;
 pub mod ident;
-pub mod wire;
-pub mod transcript;
 pub mod session;
-pub mod audit;
+pub mod transcript;
+pub mod wire;
 
 pub use error::Error;
