@@ -25,6 +25,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::transport::{FrameReader, FrameWriter, TransportError};
 
+/// What the reader task hands to the session: a frame, or why the stream failed.
+type Incoming = mpsc::Receiver<Result<Vec<u8>, TransportError>>;
+
 /// Frames buffered in each direction between the network tasks and the session.
 const CHANNEL_FRAMES: usize = 8;
 
@@ -198,10 +201,7 @@ fn pump<S: Session>(
     out_tx: mpsc::Sender<Vec<u8>>,
     options: DriverOptions,
     handle: tokio::runtime::Handle,
-) -> (
-    Result<Outcome, DriverError>,
-    mpsc::Receiver<Result<Vec<u8>, TransportError>>,
-) {
+) -> (Result<Outcome, DriverError>, Incoming) {
     let result = pump_session(&mut session, &mut in_rx, &out_tx, &options, &handle);
     (result, in_rx)
 }
@@ -310,7 +310,7 @@ fn pump_session<S: Session>(
                 failure.get_or_insert(err);
             }
             Wake::Cancelled => {
-                abort(session, &out_tx, &mut pending_out, CloseCode::CANCELLED);
+                abort(session, out_tx, &mut pending_out, CloseCode::CANCELLED);
                 failure.get_or_insert(DriverError::Cancelled);
             }
         }
