@@ -4,7 +4,6 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{DatasetError, ImportOptions, ImportReport, InputEncoding, import, list, remove};
@@ -129,15 +128,16 @@ pub enum DatasetOutcome {
 
 /// Runs a dataset command against `data_dir`, printing its result on stdout.
 pub fn run(cmd: DatasetCommand, data_dir: &Path, quiet: bool) -> anyhow::Result<DatasetOutcome> {
-    let mut stdout = std::io::stdout().lock();
+    // stdout is locked only to print, never while working.
     match cmd {
         DatasetCommand::Import(args) => {
             let report = import_with_progress_bar(data_dir, &args.to_options(quiet))?;
-            writeln!(stdout, "{report}")?;
+            writeln!(std::io::stdout().lock(), "{report}")?;
             Ok(DatasetOutcome::Imported(report))
         }
         DatasetCommand::List { json } => {
             let entries = list(data_dir)?;
+            let mut stdout = std::io::stdout().lock();
             if json {
                 let metas: Vec<_> = entries
                     .iter()
@@ -183,8 +183,8 @@ pub fn run(cmd: DatasetCommand, data_dir: &Path, quiet: bool) -> anyhow::Result<
             Ok(DatasetOutcome::Listed)
         }
         DatasetCommand::Remove { name } => {
-            remove(data_dir, &name).with_context(|| format!("removing dataset `{name}`"))?;
-            writeln!(stdout, "removed dataset `{name}`")?;
+            remove(data_dir, &name)?;
+            writeln!(std::io::stdout().lock(), "removed dataset `{name}`")?;
             Ok(DatasetOutcome::Removed { name })
         }
     }
@@ -199,9 +199,10 @@ pub fn import_with_progress_bar(
     if opts.quiet || !std::io::stderr().is_terminal() {
         return import(data_dir, opts, &|_| {});
     }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let total = std::fs::metadata(&opts.input).map(|m| m.len()).ok();
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template(
-        "{spinner} importing {prefix} [{bar:30}] {bytes}/{total_bytes} {msg} ({elapsed})",
+        "{spinner} importing {prefix} [{wide_bar}] {bytes}/{total_bytes}, {msg}",
     )
     .map(|style| style.progress_chars("=> "))
     .unwrap_or_else(|_| ProgressStyle::default_bar());

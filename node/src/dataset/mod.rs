@@ -215,8 +215,9 @@ pub enum DatasetError {
     },
     /// Named columns are not in the header.
     #[error(
-        "{} has no column {}; its columns are: {}",
+        "{} has no column{} {}; its columns are: {}",
         .path.display(),
+        if .missing.len() == 1 { "" } else { "s" },
         quote_list(.missing),
         quote_list(.available)
     )]

@@ -100,6 +100,10 @@ impl fmt::Display for ImportReport {
                 };
                 writeln!(f, "    {:>8} × {column}: {}", reason.count, reason.reason)?;
             }
+            let more = self.rejection_reasons.len().saturating_sub(SUMMARY_REASONS);
+            if more > 0 {
+                writeln!(f, "    ({more} more in the rejects report)")?;
+            }
         }
         writeln!(f, "  rejects report   {}", self.report_path.display())?;
         writeln!(f, "  dataset file     {}", self.dataset_path.display())?;

@@ -794,11 +794,24 @@ fn prepared_set_results_map_back_to_record_ids() {
 
 #[test]
 fn import_and_load_speed_of_100k_rows() {
-    let rows: u64 = if cfg!(debug_assertions) {
+    let rows = if cfg!(debug_assertions) {
         10_000
     } else {
         100_000
     };
+    import_and_load_speed(rows);
+}
+
+/// `cargo test --release -p blindmatch-node --lib -- --ignored --nocapture million`
+#[test]
+#[ignore = "takes about half a minute; run explicitly"]
+fn import_and_load_speed_of_a_million_rows() {
+    import_and_load_speed(1_000_000);
+}
+
+/// Imports and loads `rows` generated rows (email, phone, name+company each), prints
+/// the timings.
+fn import_and_load_speed(rows: u64) {
     let dir = tempfile::tempdir().unwrap();
     let mut text = String::from("id,name,company,email,phone\n");
     for i in 0..rows {
@@ -811,6 +824,7 @@ fn import_and_load_speed_of_100k_rows() {
         ));
     }
     let input = write_input(dir.path(), "big.csv", text.as_bytes());
+    drop(text);
     let mut opts = ImportOptions::new(&input, "big");
     opts.id_col = Some("id".into());
     opts.email_cols = vec!["email".into()];
@@ -830,10 +844,11 @@ fn import_and_load_speed_of_100k_rows() {
     let set = dataset.prepared_set();
     let prepared = started.elapsed();
     assert_eq!(set.len() as u64, 3 * rows);
+    let csv_size = fs::metadata(&input).unwrap().len();
     let size = fs::metadata(dataset_path(&data, "big")).unwrap().len();
     println!(
         "{rows} rows ({} KiB CSV, {} KiB stored): import {imported:?}, load {loaded:?}, prepared set {prepared:?}",
-        text.len() / 1024,
+        csv_size / 1024,
         size / 1024
     );
 }
