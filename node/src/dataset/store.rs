@@ -282,19 +282,25 @@ pub(crate) fn encode_record(out: &mut Vec<u8>, record: &StoredRecord) {
     }
 }
 
-/// Writes a dataset file atomically from its metadata and encoded records. `records`
-/// is reused as the file buffer, so no second copy of the records is made.
+/// Writes a dataset file atomically from its metadata and encoded records.
 pub(crate) fn write(path: &Path, meta: &DatasetMeta, records: Vec<u8>) -> Result<(), DatasetError> {
     let storage = |source| DatasetError::Storage {
         action: "writing",
         path: path.to_owned(),
         source,
     };
-    let meta_json = serde_json::to_vec(meta).map_err(|err| storage(io::Error::other(err)))?;
+    let file = encode_file(meta, records).map_err(storage)?;
+    write_file_atomic(path, &file, Access::OwnerOnly).map_err(storage)
+}
+
+/// The bytes of a dataset file. `records` (encoded by [`encode_record`], as many as
+/// `meta.counts.accepted`) is reused as the file buffer, so no second copy is made.
+pub(crate) fn encode_file(meta: &DatasetMeta, records: Vec<u8>) -> io::Result<Vec<u8>> {
+    let meta_json = serde_json::to_vec(meta).map_err(io::Error::other)?;
     let meta_len = u32::try_from(meta_json.len())
         .ok()
         .filter(|len| (*len as usize) <= MAX_META_LEN)
-        .ok_or_else(|| storage(io::Error::other("dataset metadata over 1 MiB")))?;
+        .ok_or_else(|| io::Error::other("dataset metadata over 1 MiB"))?;
     let mut head = Vec::with_capacity(PREAMBLE_LEN + meta_json.len());
     head.extend_from_slice(&MAGIC);
     head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -307,7 +313,7 @@ pub(crate) fn write(path: &Path, meta: &DatasetMeta, records: Vec<u8>) -> Result
     file.splice(0..0, head);
     let checksum = Sha256::digest(&file);
     file.extend_from_slice(&checksum);
-    write_file_atomic(path, &file, Access::OwnerOnly).map_err(storage)
+    Ok(file)
 }
 
 /// Parses a whole dataset file.
