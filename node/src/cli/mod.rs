@@ -71,6 +71,9 @@ pub enum Command {
     /// Run two nodes on this machine over real QUIC with generated contact lists,
     /// match them, check the results against the known answer, and print a report.
     Demo(crate::demo::DemoArgs),
+    /// Measure a whole session over QUIC on loopback against the crypto floor; prints
+    /// one JSON line (wall, CPU per element per party, floor, ratio, peak memory, bytes).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -98,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Match(args) => session::run_match(&data_dir, args, quiet),
         Command::Audit(cmd) => crate::audit::run(cmd, &data_dir),
         Command::Demo(args) => crate::demo::run(args, quiet),
+        Command::Bench(args) => crate::bench::run(args),
     }
 }
 
