@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 use super::{
     Event, MatchedRecord, Outcome, PreparedSet, Progress, Role, learns_count, learns_records,
 };
-use crate::error::{Error, PeerMisbehaved};
+use crate::error::{CloseCode, Error, PeerMisbehaved};
 use crate::group::BlindingKey;
 use crate::ident::{IdentKind, KindSet};
 use crate::transcript::Transcript;
@@ -376,6 +376,16 @@ impl Exchange {
     }
 }
 
+/// What the plumbing both roles share needs from a role's state enum.
+pub(super) trait Phase {
+    /// The running exchange, when the session is in that phase.
+    fn exchange(&mut self) -> Option<&mut Exchange>;
+    /// Whether the session is over (completed, failed or refused).
+    fn is_closed(&self) -> bool;
+    /// Ends the session.
+    fn close(&mut self);
+}
+
 /// The outbox and event queue of a session, and the steps both roles take while
 /// exchanging.
 #[derive(Default)]
@@ -420,6 +430,37 @@ impl Queues {
                 (frame, true)
             }
         }
+    }
+
+    /// Ends `handle_frame`: on error the session closes and owes the peer an `Abort`.
+    pub(super) fn after_frame<P: Phase>(
+        &mut self,
+        phase: &mut P,
+        result: Result<(), Error>,
+    ) -> Result<(), Error> {
+        if let Err(err) = &result {
+            phase.close();
+            self.fail(err);
+        }
+        result
+    }
+
+    /// `poll_transmit` for either role.
+    pub(super) fn transmit<P: Phase>(&mut self, phase: &mut P) -> Option<Vec<u8>> {
+        let (frame, over) = self.next_frame(phase.exchange());
+        if over {
+            phase.close();
+        }
+        frame
+    }
+
+    /// `abort` for either role: the `Abort` frame to send, unless already closed.
+    pub(super) fn abort<P: Phase>(phase: &mut P, code: CloseCode) -> Option<Vec<u8>> {
+        if phase.is_closed() {
+            return None;
+        }
+        phase.close();
+        Some(Message::Abort(code).to_frame())
     }
 
     /// Queues the `Abort` an error owes the peer: none when the peer ended the session.

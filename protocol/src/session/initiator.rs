@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use rand_core::CryptoRng;
 
-use super::exchange::{Exchange, ExchangeParams, Queues, Secrets};
+use super::exchange::{Exchange, ExchangeParams, Phase, Queues, Secrets};
 use super::{DEFAULT_BATCH_SIZE, Event, PreparedSet, Progress, Role, Session};
 use crate::error::{CloseCode, Error, PeerMisbehaved};
 use crate::ident::NORMALISATION_VERSION;
@@ -169,23 +169,11 @@ impl Initiator {
 impl Session for Initiator {
     fn handle_frame(&mut self, frame: &[u8]) -> Result<(), Error> {
         let result = self.on_frame(frame);
-        if let Err(err) = &result {
-            self.state = State::Closed;
-            self.queues.fail(err);
-        }
-        result
+        self.queues.after_frame(&mut self.state, result)
     }
 
     fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        let exchange = match &mut self.state {
-            State::Exchanging(exchange) => Some(exchange.as_mut()),
-            _ => None,
-        };
-        let (frame, over) = self.queues.next_frame(exchange);
-        if over {
-            self.state = State::Closed;
-        }
-        frame
+        self.queues.transmit(&mut self.state)
     }
 
     fn poll_event(&mut self) -> Option<Event> {
@@ -204,14 +192,27 @@ impl Session for Initiator {
     }
 
     fn is_closed(&self) -> bool {
-        matches!(self.state, State::Closed)
+        self.state.is_closed()
     }
 
     fn abort(&mut self, code: CloseCode) -> Option<Vec<u8>> {
-        if self.is_closed() {
-            return None;
+        Queues::abort(&mut self.state, code)
+    }
+}
+
+impl Phase for State {
+    fn exchange(&mut self) -> Option<&mut Exchange> {
+        match self {
+            State::Exchanging(exchange) => Some(exchange.as_mut()),
+            _ => None,
         }
-        self.state = State::Closed;
-        Some(Message::Abort(code).to_frame())
+    }
+
+    fn is_closed(&self) -> bool {
+        matches!(self, State::Closed)
+    }
+
+    fn close(&mut self) {
+        *self = State::Closed;
     }
 }
