@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use blindmatch_protocol::audit::AuditEvent;
 use blindmatch_protocol::error::CloseCode;
-use blindmatch_protocol::ident::NORMALISATION_VERSION;
 use blindmatch_protocol::session::{Initiator, InitiatorConfig, Progress, Role};
-use blindmatch_protocol::wire::{Hello, OutputMode, PROTOCOL_VERSION};
+use blindmatch_protocol::wire::OutputMode;
 use rand::Rng;
 
 use crate::dataset::Dataset;
@@ -132,27 +131,16 @@ pub async fn run(
     );
     init_config.legal_basis = request.legal_basis.clone();
     init_config.channel_binding = binding;
-    let hello = Hello {
-        version: PROTOCOL_VERSION,
-        normalisation_version: NORMALISATION_VERSION,
-        session_id,
-        dataset: request.remote_dataset.clone(),
-        purpose: request.purpose.clone(),
-        legal_basis: request.legal_basis.clone(),
-        kinds: set.kinds(),
-        mode: request.mode,
-        set_size: our_size,
-    };
+    let initiator = Initiator::new(init_config, set, &mut rand::rng())
+        .map_err(|e| NodeError::Other(format!("cannot start the session: {e}")))?;
     let mut facts = FactsBuilder::new(
         Role::Initiator,
         node.identity().fingerprint(),
         peer.fingerprint,
         &peer.name,
-        &hello,
+        initiator.hello(),
         our_size,
     );
-    let initiator = Initiator::new(init_config, set, &mut rand::rng())
-        .map_err(|e| NodeError::Other(format!("cannot start the session: {e}")))?;
     node.record(AuditEvent::SessionRequested(facts.facts()))?;
 
     let started = Instant::now();

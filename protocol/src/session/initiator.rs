@@ -52,6 +52,7 @@ impl InitiatorConfig {
 pub struct Initiator {
     state: State,
     queues: Queues,
+    hello: Hello,
 }
 
 enum State {
@@ -94,7 +95,7 @@ impl Initiator {
             mode: config.mode,
             set_size: set.len() as u64,
         };
-        let frame = Message::Hello(hello).to_frame();
+        let frame = Message::Hello(hello.clone()).to_frame();
         let mut transcript = Transcript::new(Role::Initiator, config.channel_binding);
         transcript.sent(&frame);
         Ok(Self {
@@ -108,7 +109,13 @@ impl Initiator {
                 outbox: VecDeque::from([frame]),
                 events: VecDeque::new(),
             },
+            hello,
         })
+    }
+
+    /// The `Hello` this session sent (what the audit log records about the request).
+    pub fn hello(&self) -> &Hello {
+        &self.hello
     }
 
     fn on_frame(&mut self, frame: &[u8]) -> Result<(), Error> {
