@@ -143,6 +143,18 @@ pub fn dataset_command(data_dir: &Path, cmd: DatasetCommand, quiet: bool) -> any
         DatasetOutcome::Removed { name, .. } => {
             log.append(AuditEvent::DatasetRemoved { name })?;
         }
+        DatasetOutcome::Revoked(report) if report.removed > 0 => {
+            // No dedicated record type yet: a revocation is recorded as the dataset
+            // being re-stored, with the revocation list's hash as its input.
+            log.append(AuditEvent::DatasetImported {
+                name: report.name,
+                accepted: report.remaining,
+                rejected: report.removed,
+                duplicates: 0,
+                input_sha256: report.ids_sha256,
+                normalisation_version: u32::from(NORMALISATION_VERSION),
+            })?;
+        }
         _ => {}
     }
     Ok(())

@@ -3,23 +3,29 @@
 //!
 //! Only pinned peers get past the TLS handshake (see `transport`). Each connection
 //! carries one session on one bidirectional stream. Policy is decided on `Hello`,
-//! before any blinding; a refused or failed session never stops the server.
+//! before any blinding (see `policy` for the order of the rules); a refused or failed
+//! session never stops the server. The peer's declared set size is what policy
+//! checked and charged, and the protocol's responder cuts the peer off at the first
+//! point beyond it, before re-blinding any point of that batch.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use blindmatch_protocol::audit::AuditEvent;
 use blindmatch_protocol::error::CloseCode;
-use blindmatch_protocol::session::{Event, Outcome, Responder, ResponderConfig, Role, Session};
+use blindmatch_protocol::session::{
+    Event, Outcome, PreparedSet, Responder, ResponderConfig, Role, Session,
+};
 use blindmatch_protocol::wire::{Hello, MAX_FRAME_LEN, RejectReason};
 use tokio::sync::{Semaphore, watch};
 use tracing::{Instrument, info, warn};
 
+use crate::config::PeerPolicy;
 use crate::dataset::Dataset;
 use crate::driver::{self, DriverOptions, Traffic};
 use crate::identity::Fingerprint;
 use crate::node::{FactsBuilder, Node};
-use crate::policy::{self, Refusal};
+use crate::policy::{self, ActiveSession, Disclosure, PolicyGuard, Refusal};
 use crate::results::write_results;
 use crate::transport::{self, FrameReader, FrameWriter};
 
@@ -29,8 +35,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves sessions on `endpoint` until `shutdown` flips to `true`.
 pub async fn run(node: Arc<Node>, endpoint: quinn::Endpoint, mut shutdown: watch::Receiver<bool>) {
-    let limit = node.config().limits.max_concurrent_sessions as usize;
+    let config = node.config();
+    let limit = config.limits.max_concurrent_sessions as usize;
     let permits = Arc::new(Semaphore::new(limit.max(1)));
+    let guard = PolicyGuard::open(node.data_dir(), config.limits.replay_window_days);
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let mut sessions = tokio::task::JoinSet::new();
     loop {
@@ -39,8 +47,11 @@ pub async fn run(node: Arc<Node>, endpoint: quinn::Endpoint, mut shutdown: watch
                 let Some(incoming) = incoming else { break };
                 let node = Arc::clone(&node);
                 let permits = Arc::clone(&permits);
+                let guard = Arc::clone(&guard);
                 let cancel = cancel_rx.clone();
-                sessions.spawn(async move { handle_incoming(node, incoming, permits, cancel).await });
+                sessions.spawn(async move {
+                    handle_incoming(node, incoming, Limiters { permits, guard }, cancel).await
+                });
             }
             _ = shutdown.wait_for(|stop| *stop) => break,
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
@@ -63,10 +74,17 @@ pub async fn run(node: Arc<Node>, endpoint: quinn::Endpoint, mut shutdown: watch
     endpoint.wait_idle().await;
 }
 
+/// What bounds sessions across connections: the node-wide semaphore and the policy
+/// state (budgets, rate limits, replay, per-peer concurrency).
+struct Limiters {
+    permits: Arc<Semaphore>,
+    guard: Arc<PolicyGuard>,
+}
+
 async fn handle_incoming(
     node: Arc<Node>,
     incoming: quinn::Incoming,
-    permits: Arc<Semaphore>,
+    limiters: Limiters,
     cancel: watch::Receiver<bool>,
 ) {
     let remote = incoming.remote_address();
@@ -104,7 +122,7 @@ async fn handle_incoming(
             &peer.name,
             FrameReader(recv),
             FrameWriter(send),
-            &permits,
+            &limiters,
             cancel,
         )
         .await;
@@ -129,7 +147,7 @@ async fn serve_session(
     peer_name: &str,
     mut reader: FrameReader,
     mut writer: FrameWriter,
-    permits: &Arc<Semaphore>,
+    limiters: &Limiters,
     cancel: watch::Receiver<bool>,
 ) -> CloseCode {
     let idle = node.idle_timeout();
@@ -177,8 +195,8 @@ async fn serve_session(
     info!(session = %hex::encode(hello.session_id), mode = %hello.mode, size = hello.set_size, "session requested");
 
     // 2. Policy, before any blinding.
-    let decision = decide(node, &peer_fp, &hello, permits).await;
-    let (permit, dataset) = match decision {
+    let decision = decide(node, &peer_fp, &hello, limiters).await;
+    let accepted = match decision {
         Ok(accepted) => accepted,
         Err(refusal) => {
             info!(reason = %refusal.reason, "session refused");
@@ -191,7 +209,13 @@ async fn serve_session(
             return CloseCode::REFUSED;
         }
     };
-    let set = dataset.prepared_set();
+    let Accepted {
+        permit,
+        active,
+        dataset,
+        set,
+        policy,
+    } = accepted;
     facts.our_set_size(set.len() as u64);
     if let Err(err) = responder.accept(set, &mut rand::rng()) {
         warn!(error = %err, "accept failed");
@@ -213,9 +237,11 @@ async fn serve_session(
     )
     .await;
     drop(permit);
+    drop(active);
     facts.traffic(report.bytes_sent, report.bytes_received, report.duration);
     match report.result {
-        Ok(outcome) => {
+        Ok(mut outcome) => {
+            apply_threshold(&policy, &mut outcome);
             facts.outcome(&outcome);
             if let Err(err) = store_results(node, &outcome, &dataset, peer_name) {
                 warn!(error = %err, "could not write results");
@@ -243,41 +269,92 @@ async fn serve_session(
     }
 }
 
-/// Applies policy and loads the dataset; a refusal carries a reason the peer sees.
+/// An accepted session: what it holds until it ends, and the set it matches.
+struct Accepted {
+    permit: tokio::sync::OwnedSemaphorePermit,
+    active: ActiveSession,
+    dataset: Arc<Dataset>,
+    set: PreparedSet,
+    policy: PeerPolicy,
+}
+
+/// Applies policy (in the order `policy` documents), loads the dataset and prepares
+/// the records its policy keeps; charges the session once everything passed. A
+/// refusal carries a reason the peer sees.
 async fn decide(
     node: &Arc<Node>,
     peer_fp: &Fingerprint,
     hello: &Hello,
-    permits: &Arc<Semaphore>,
-) -> Result<(tokio::sync::OwnedSemaphorePermit, Arc<Dataset>), Refusal> {
-    let Some(peer) = node.config().peer_by_fingerprint(peer_fp).cloned() else {
-        return Err(Refusal {
-            reason: RejectReason::UNKNOWN_PEER,
-            text: "this node no longer knows you".into(),
-        });
+    limiters: &Limiters,
+) -> Result<Accepted, Refusal> {
+    let config = node.config();
+    let Some(peer) = config.peer_by_fingerprint(peer_fp).cloned() else {
+        return Err(Refusal::new(
+            RejectReason::UNKNOWN_PEER,
+            "this node no longer knows you".into(),
+        ));
     };
     let name = policy::decide(&peer, hello)?;
-    let permit = Arc::clone(permits)
+    limiters.guard.check_replay(hello)?;
+    let active = limiters.guard.enter(&peer)?;
+    let permit = Arc::clone(&limiters.permits)
         .try_acquire_owned()
-        .map_err(|_| Refusal {
-            reason: RejectReason::BUSY,
-            text: "the node is serving its maximum number of sessions; try again shortly".into(),
+        .map_err(|_| {
+            Refusal::new(
+                RejectReason::BUSY,
+                "the node is serving its maximum number of sessions; try again shortly".into(),
+            )
         })?;
+    limiters.guard.precheck(&peer, hello)?;
+
     let data_dir = node.data_dir().to_path_buf();
-    let loaded = tokio::task::spawn_blocking(move || Dataset::load(&data_dir, &name)).await;
-    match loaded {
-        Ok(Ok(dataset)) => Ok((permit, Arc::new(dataset))),
+    let dataset_policy = config.dataset_policy(&name);
+    let loaded = tokio::task::spawn_blocking(move || {
+        Dataset::load(&data_dir, &name).map(|dataset| {
+            let (set, eligibility) = policy::eligible_set(&dataset, &dataset_policy);
+            (dataset, set, eligibility)
+        })
+    })
+    .await;
+    let (dataset, set, eligibility) = match loaded {
+        Ok(Ok(loaded)) => loaded,
         Ok(Err(err)) => {
             warn!(error = %err, "offered dataset cannot be loaded");
-            Err(Refusal {
-                reason: RejectReason::INTERNAL,
-                text: "the offered dataset is not available on this node; ask its operator".into(),
-            })
+            return Err(Refusal::new(
+                RejectReason::INTERNAL,
+                "the offered dataset is not available on this node; ask its operator".into(),
+            ));
         }
-        Err(_) => Err(Refusal {
-            reason: RejectReason::INTERNAL,
-            text: "internal error".into(),
-        }),
+        Err(_) => {
+            return Err(Refusal::new(
+                RejectReason::INTERNAL,
+                "internal error".into(),
+            ));
+        }
+    };
+    if let Some(summary) = eligibility.summary() {
+        info!(kept = eligibility.kept, "dataset policy: {summary}");
+    }
+    policy::check_ratio(&peer.policy, hello.set_size, set.len() as u64)?;
+    limiters.guard.admit(&peer, hello)?;
+    Ok(Accepted {
+        permit,
+        active,
+        dataset: Arc::new(dataset),
+        set,
+        policy: peer.policy,
+    })
+}
+
+/// Applies the peer's disclosure threshold to what this node keeps of `outcome`.
+fn apply_threshold(policy: &PeerPolicy, outcome: &mut Outcome) {
+    let disclosure = policy::disclosure(policy, outcome);
+    if disclosure != Disclosure::Full {
+        info!(
+            withheld = ?disclosure,
+            "intersection below the disclosure threshold: matched records not kept"
+        );
+        policy::withhold(outcome, disclosure);
     }
 }
 

@@ -4,6 +4,7 @@
 //! and what to do, and end the process with a non-zero exit code.
 
 mod admin;
+mod policy;
 mod progress;
 mod session;
 
@@ -58,9 +59,12 @@ pub enum Command {
     /// Manage the partner nodes this node talks to (pinned by certificate fingerprint).
     #[command(subcommand)]
     Peer(admin::PeerCommand),
-    /// Import, list and remove datasets (contact lists from CSV).
+    /// Import, list and remove datasets (contact lists from CSV); revoke records.
     #[command(subcommand)]
     Dataset(crate::dataset::DatasetCommand),
+    /// Show the effective matching policy per peer, in plain words.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Run as a responder: serve match sessions for pinned peers until Ctrl-C / SIGTERM.
     Serve(session::ServeArgs),
     /// Run one match session with a peer as initiator and write the matched records.
@@ -97,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Id(args) => admin::id(&data_dir, args),
         Command::Peer(cmd) => admin::peer(&data_dir, cmd),
         Command::Dataset(cmd) => admin::dataset(&data_dir, cmd, quiet),
+        Command::Policy(cmd) => policy::run(&data_dir, cmd),
         Command::Serve(args) => session::serve(&data_dir, args),
         Command::Match(args) => session::run_match(&data_dir, args, quiet),
         Command::Audit(cmd) => crate::audit::run(cmd, &data_dir),

@@ -8,12 +8,16 @@
 //! node is pinned once), and every value is within its documented range. `save`
 //! re-validates before writing, and writes atomically.
 //!
-//! New per-peer settings (purposes, budgets, rate limits) are added as optional keys
-//! with defaults, so existing files keep loading. `save` rewrites the file from the
+//! Policy settings (per-peer purposes, legal bases, ratio, budgets, rate limits,
+//! disclosure threshold; per-dataset record requirements; see `policy`) are optional
+//! keys whose absence means "no restriction of this kind", so existing files keep
+//! loading with the same meaning. `save` rewrites the file from the
 //! typed values: comments in a hand-edited file are not preserved.
 
+mod policy;
 mod raw;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -23,6 +27,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{self, Access, Fingerprint};
+
+pub use policy::{
+    BelowThreshold, DEFAULT_REPLAY_WINDOW_DAYS, DatasetPolicy, MAX_POLICY_TEXT, PeerPolicy,
+    REPLAY_WINDOW_DAYS_LIMIT, SetRatio, same_label,
+};
 
 /// File name of the configuration inside the data directory.
 pub const CONFIG_FILE: &str = "node.toml";
@@ -122,6 +131,8 @@ pub struct NodeConfig {
     /// `[limits]`.
     pub limits: Limits,
     peers: Vec<PeerConfig>,
+    /// `[datasets.NAME]`: record requirements per dataset (absent: every record).
+    pub datasets: BTreeMap<String, DatasetPolicy>,
 }
 
 /// `[node]`: who we are and where we listen.
@@ -140,6 +151,9 @@ pub struct Limits {
     pub max_concurrent_sessions: u32,
     /// A connection with no traffic for this long is closed (1 s..=1 h, default 30 s).
     pub idle_timeout: Duration,
+    /// Session ids of accepted sessions are remembered this many days, so a replayed
+    /// `Hello` is refused (1..=3650, default 90).
+    pub replay_window_days: u32,
 }
 
 /// `[[peers]]`: a partner node we pin and may match with.
@@ -158,6 +172,8 @@ pub struct PeerConfig {
     pub modes: Vec<AllowedMode>,
     /// Largest set this peer may declare, if capped.
     pub max_peer_set_size: Option<u64>,
+    /// Purposes, legal bases, ratio, budgets, rate limits, disclosure threshold.
+    pub policy: PeerPolicy,
 }
 
 /// An output mode a peer may ask for, as named in `node.toml`.
@@ -269,6 +285,11 @@ impl NodeConfig {
             .find(|peer| peer.fingerprint.ct_eq(fingerprint))
     }
 
+    /// The record requirements of dataset `name` (none when it has no section).
+    pub fn dataset_policy(&self, name: &str) -> DatasetPolicy {
+        self.datasets.get(name).cloned().unwrap_or_default()
+    }
+
     /// The fingerprints the transport should accept.
     pub fn pinned_fingerprints(&self) -> Vec<Fingerprint> {
         self.peers.iter().map(|peer| peer.fingerprint).collect()
@@ -307,6 +328,7 @@ impl Default for Limits {
         Self {
             max_concurrent_sessions: DEFAULT_MAX_CONCURRENT_SESSIONS,
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
+            replay_window_days: DEFAULT_REPLAY_WINDOW_DAYS,
         }
     }
 }
@@ -321,6 +343,7 @@ impl PeerConfig {
             offers: Vec::new(),
             modes: AllowedMode::ALL.to_vec(),
             max_peer_set_size: None,
+            policy: PeerPolicy::default(),
         }
     }
 

@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::policy::{
+    BelowThreshold, DEFAULT_REPLAY_WINDOW_DAYS, DatasetPolicy, PeerPolicy,
+    REPLAY_WINDOW_DAYS_LIMIT, SetRatio, check_at_least_one, check_labels,
+};
 use super::{
     AllowedMode, ConfigError, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_LISTEN,
     DEFAULT_MAX_CONCURRENT_SESSIONS, IDLE_TIMEOUT_SECS_LIMIT, Limits,
@@ -24,6 +28,9 @@ pub(super) struct RawConfig {
     limits: RawLimits,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     peers: Vec<RawPeer>,
+    /// `[datasets.NAME]` record requirements.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    datasets: BTreeMap<String, RawDatasetPolicy>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +48,8 @@ struct RawLimits {
     max_concurrent_sessions: u64,
     #[serde(default = "default_idle_timeout_secs")]
     idle_timeout_secs: u64,
+    #[serde(default = "default_replay_window_days")]
+    replay_window_days: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +65,39 @@ pub(super) struct RawPeer {
     modes: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_peer_set_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    purposes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    legal_bases: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    require_legal_basis: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_set_ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_identifiers_per_day: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_identifiers_total: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_sessions_per_hour: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_concurrent_sessions: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    disclosure_threshold: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    below_threshold: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDatasetPolicy {
+    #[serde(default, skip_serializing_if = "is_false")]
+    require_legal_basis: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    require_consent: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    require_source: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    legal_bases: Vec<String>,
 }
 
 impl RawConfig {
@@ -67,6 +109,7 @@ impl RawConfig {
             },
             limits: RawLimits::default(),
             peers: Vec::new(),
+            datasets: BTreeMap::new(),
         }
     }
 
@@ -108,6 +151,26 @@ impl RawConfig {
                 format!("{idle} is outside 1..={IDLE_TIMEOUT_SECS_LIMIT} seconds"),
             ));
         }
+        let replay = self.limits.replay_window_days;
+        let replay_window_days = u32::try_from(replay)
+            .ok()
+            .filter(|n| (1..=REPLAY_WINDOW_DAYS_LIMIT).contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    "limits.replay_window_days",
+                    format!("{replay} is outside 1..={REPLAY_WINDOW_DAYS_LIMIT} days"),
+                )
+            })?;
+        let mut datasets = BTreeMap::new();
+        for (name, raw_policy) in self.datasets {
+            let prefix = format!("datasets.{name}");
+            if let Some(problem) = name_problem(&name) {
+                return Err(invalid(&prefix, format!("dataset name `{name}` {problem}")));
+            }
+            let policy = raw_policy
+                .validate(&|key: &str, problem| invalid(&format!("{prefix}.{key}"), problem))?;
+            datasets.insert(name, policy);
+        }
 
         let mut peers: Vec<PeerConfig> = Vec::with_capacity(self.peers.len());
         let mut names: BTreeMap<String, usize> = BTreeMap::new();
@@ -143,8 +206,10 @@ impl RawConfig {
             limits: Limits {
                 max_concurrent_sessions,
                 idle_timeout: Duration::from_secs(idle),
+                replay_window_days,
             },
             peers,
+            datasets,
         })
     }
 }
@@ -187,6 +252,7 @@ impl RawPeer {
                 ));
             }
         }
+        let policy = validate_peer_policy(&self, &invalid)?;
         let modes = match self.modes {
             None => AllowedMode::ALL.to_vec(),
             Some(names) => {
@@ -218,6 +284,7 @@ impl RawPeer {
             offers: self.offers,
             modes,
             max_peer_set_size: self.max_peer_set_size,
+            policy,
         })
     }
 }
@@ -232,8 +299,14 @@ impl From<&NodeConfig> for RawConfig {
             limits: RawLimits {
                 max_concurrent_sessions: config.limits.max_concurrent_sessions.into(),
                 idle_timeout_secs: config.limits.idle_timeout.as_secs(),
+                replay_window_days: config.limits.replay_window_days.into(),
             },
             peers: config.peers.iter().map(RawPeer::from).collect(),
+            datasets: config
+                .datasets
+                .iter()
+                .map(|(name, policy)| (name.clone(), RawDatasetPolicy::from(policy)))
+                .collect(),
         }
     }
 }
@@ -249,8 +322,114 @@ impl From<&PeerConfig> for RawPeer {
             // version is not silently granted to existing peers.
             modes: Some(peer.modes.iter().map(ToString::to_string).collect()),
             max_peer_set_size: peer.max_peer_set_size,
+            purposes: peer.policy.purposes.clone(),
+            legal_bases: peer.policy.legal_bases.clone(),
+            require_legal_basis: peer.policy.require_legal_basis,
+            max_set_ratio: peer.policy.max_set_ratio.map(SetRatio::as_f64),
+            max_identifiers_per_day: peer.policy.max_identifiers_per_day,
+            max_identifiers_total: peer.policy.max_identifiers_total,
+            max_sessions_per_hour: peer.policy.max_sessions_per_hour.map(u64::from),
+            max_concurrent_sessions: peer.policy.max_concurrent_sessions.map(u64::from),
+            disclosure_threshold: peer.policy.disclosure_threshold,
+            below_threshold: peer
+                .policy
+                .disclosure_threshold
+                .map(|_| peer.policy.below_threshold.as_str().to_owned()),
         }
     }
+}
+
+impl RawDatasetPolicy {
+    fn validate(
+        self,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<DatasetPolicy, ConfigError> {
+        check_labels(&self.legal_bases, "legal_bases", invalid)?;
+        Ok(DatasetPolicy {
+            require_legal_basis: self.require_legal_basis,
+            require_consent: self.require_consent,
+            require_source: self.require_source,
+            legal_bases: self.legal_bases,
+        })
+    }
+}
+
+impl From<&DatasetPolicy> for RawDatasetPolicy {
+    fn from(policy: &DatasetPolicy) -> Self {
+        Self {
+            require_legal_basis: policy.require_legal_basis,
+            require_consent: policy.require_consent,
+            require_source: policy.require_source,
+            legal_bases: policy.legal_bases.clone(),
+        }
+    }
+}
+
+/// Validates the policy keys of a `[[peers]]` entry.
+fn validate_peer_policy(
+    raw: &RawPeer,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<PeerPolicy, ConfigError> {
+    check_labels(&raw.purposes, "purposes", invalid)?;
+    check_labels(&raw.legal_bases, "legal_bases", invalid)?;
+    let max_set_ratio = match raw.max_set_ratio {
+        None => None,
+        Some(value) => Some(SetRatio::from_f64(value).ok_or_else(|| {
+            invalid(
+                "max_set_ratio",
+                format!(
+                    "{value} is outside 0.001..=1000000 (the peer's set size divided by our offered set size)"
+                ),
+            )
+        })?),
+    };
+    check_at_least_one(
+        raw.max_identifiers_per_day,
+        "max_identifiers_per_day",
+        invalid,
+    )?;
+    check_at_least_one(raw.max_identifiers_total, "max_identifiers_total", invalid)?;
+    check_at_least_one(raw.disclosure_threshold, "disclosure_threshold", invalid)?;
+    let small = |value: Option<u64>, key: &str| -> Result<Option<u32>, ConfigError> {
+        check_at_least_one(value, key, invalid)?;
+        value
+            .map(|n| {
+                u32::try_from(n)
+                    .map_err(|_| invalid(key, format!("{n} is larger than {}", u32::MAX)))
+            })
+            .transpose()
+    };
+    let max_sessions_per_hour = small(raw.max_sessions_per_hour, "max_sessions_per_hour")?;
+    let max_concurrent_sessions = small(raw.max_concurrent_sessions, "max_concurrent_sessions")?;
+    let below_threshold = match raw.below_threshold.as_deref() {
+        None => BelowThreshold::default(),
+        Some(_) if raw.disclosure_threshold.is_none() => {
+            return Err(invalid(
+                "below_threshold",
+                "has no effect without `disclosure_threshold`; set both or neither".to_owned(),
+            ));
+        }
+        Some("count") => BelowThreshold::Count,
+        Some("nothing") => BelowThreshold::Nothing,
+        Some(other) => {
+            return Err(invalid(
+                "below_threshold",
+                format!("unknown value `{other}`; expected `count` or `nothing`"),
+            ));
+        }
+    };
+    Ok(PeerPolicy {
+        purposes: raw.purposes.clone(),
+        legal_bases: raw.legal_bases.clone(),
+        require_legal_basis: raw.require_legal_basis,
+        max_set_ratio,
+        max_identifiers_per_day: raw.max_identifiers_per_day,
+        max_identifiers_total: raw.max_identifiers_total,
+        max_sessions_per_hour,
+        max_concurrent_sessions,
+        disclosure_threshold: raw.disclosure_threshold,
+        below_threshold,
+    })
 }
 
 impl Default for RawLimits {
@@ -258,6 +437,7 @@ impl Default for RawLimits {
         Self {
             max_concurrent_sessions: default_max_concurrent_sessions(),
             idle_timeout_secs: default_idle_timeout_secs(),
+            replay_window_days: default_replay_window_days(),
         }
     }
 }
@@ -272,4 +452,12 @@ fn default_max_concurrent_sessions() -> u64 {
 
 fn default_idle_timeout_secs() -> u64 {
     DEFAULT_IDLE_TIMEOUT_SECS
+}
+
+fn default_replay_window_days() -> u64 {
+    DEFAULT_REPLAY_WINDOW_DAYS.into()
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }

@@ -359,3 +359,178 @@ async fn peer_addr_resolves_literals() {
         "127.0.0.1:7447".parse().unwrap()
     );
 }
+
+fn with_policy() -> String {
+    format!(
+        r#"
+[node]
+name = "vendor"
+
+[limits]
+replay_window_days = 30
+
+[[peers]]
+name = "acme"
+addr = "acme.example.com:7447"
+fingerprint = "{FP_A}"
+offers = ["kp"]
+modes = ["cardinality", "responder"]
+max_peer_set_size = 50000
+purposes = ["ABM coverage check", "lead deduplication"]
+legal_bases = ["consent", "contract"]
+require_legal_basis = true
+max_set_ratio = 0.5
+max_identifiers_per_day = 200000
+max_identifiers_total = 5000000
+max_sessions_per_hour = 10
+max_concurrent_sessions = 2
+disclosure_threshold = 5
+below_threshold = "nothing"
+
+[[peers]]
+name = "old"
+addr = "old.example.com:7447"
+fingerprint = "{FP_B}"
+offers = ["kp"]
+max_set_ratio = 2
+
+[datasets.kp]
+require_legal_basis = true
+require_source = true
+legal_bases = ["consent"]
+"#
+    )
+}
+
+#[test]
+fn policy_keys_parse_and_default_to_no_restriction() {
+    let config = NodeConfig::parse(&with_policy(), None).unwrap();
+    assert_eq!(config.limits.replay_window_days, 30);
+    let acme = &config.peer("acme").unwrap().policy;
+    assert_eq!(acme.purposes, ["ABM coverage check", "lead deduplication"]);
+    assert!(acme.allows_purpose("abm coverage check") && !acme.allows_purpose("resale"));
+    assert!(acme.requires_legal_basis() && acme.allows_legal_basis("Contract"));
+    assert_eq!(acme.max_set_ratio, SetRatio::from_f64(0.5));
+    assert_eq!(acme.max_identifiers_per_day, Some(200_000));
+    assert_eq!(acme.max_identifiers_total, Some(5_000_000));
+    assert_eq!(acme.max_sessions_per_hour, Some(10));
+    assert_eq!(acme.max_concurrent_sessions, Some(2));
+    assert_eq!(acme.disclosure_threshold, Some(5));
+    assert_eq!(acme.below_threshold, BelowThreshold::Nothing);
+    let old = &config.peer("old").unwrap().policy;
+    assert_eq!(old.max_set_ratio.unwrap().as_f64(), 2.0);
+    assert_eq!(
+        *old,
+        PeerPolicy {
+            max_set_ratio: old.max_set_ratio,
+            ..PeerPolicy::default()
+        }
+    );
+    let kp = config.dataset_policy("kp");
+    assert!(kp.require_legal_basis && kp.require_source && !kp.require_consent);
+    assert!(config.dataset_policy("other").is_open());
+    // A file without any policy key means what it meant before.
+    let plain = NodeConfig::parse(&full(), None).unwrap();
+    assert_eq!(plain.peer("bob").unwrap().policy, PeerPolicy::default());
+    assert!(plain.datasets.is_empty());
+    assert_eq!(plain.limits.replay_window_days, DEFAULT_REPLAY_WINDOW_DAYS);
+}
+
+#[test]
+fn policy_keys_round_trip() {
+    let data = tempfile::tempdir().unwrap();
+    let config = NodeConfig::parse(&with_policy(), None).unwrap();
+    config.save(data.path()).unwrap();
+    assert_eq!(NodeConfig::load(data.path()).unwrap(), config);
+    let plain = NodeConfig::parse(&full(), None).unwrap();
+    let text = plain.to_toml().unwrap();
+    for key in ["purposes", "max_set_ratio", "below_threshold", "[datasets"] {
+        assert!(!text.contains(key), "unset `{key}` is not written: {text}");
+    }
+}
+
+#[test]
+fn bad_policy_values_name_their_key() {
+    let base = with_policy();
+    let cases = [
+        (
+            base.replace("max_set_ratio = 0.5", "max_set_ratio = 0"),
+            "peers[0].max_set_ratio",
+            "outside",
+        ),
+        (
+            base.replace("max_set_ratio = 2", "max_set_ratio = -1.5"),
+            "peers[1].max_set_ratio",
+            "outside",
+        ),
+        (
+            base.replace("\"lead deduplication\"", "\"abm COVERAGE check\""),
+            "peers[0].purposes[1]",
+            "twice",
+        ),
+        (
+            base.replace("\"contract\"]", "\" \"]"),
+            "peers[0].legal_bases[1]",
+            "empty",
+        ),
+        (
+            base.replace(
+                "max_identifiers_per_day = 200000",
+                "max_identifiers_per_day = 0",
+            ),
+            "peers[0].max_identifiers_per_day",
+            "at least 1",
+        ),
+        (
+            base.replace("max_sessions_per_hour = 10", "max_sessions_per_hour = 0"),
+            "peers[0].max_sessions_per_hour",
+            "at least 1",
+        ),
+        (
+            base.replace(
+                "max_concurrent_sessions = 2",
+                "max_concurrent_sessions = 99999999999",
+            ),
+            "peers[0].max_concurrent_sessions",
+            "larger",
+        ),
+        (
+            base.replace("\"nothing\"", "\"records\""),
+            "peers[0].below_threshold",
+            "count",
+        ),
+        (
+            base.replace("disclosure_threshold = 5\n", ""),
+            "peers[0].below_threshold",
+            "disclosure_threshold",
+        ),
+        (
+            base.replace("replay_window_days = 30", "replay_window_days = 0"),
+            "limits.replay_window_days",
+            "outside",
+        ),
+        (
+            base.replace("legal_bases = [\"consent\"]\n", "legal_bases = [\"\"]\n"),
+            "datasets.kp.legal_bases[0]",
+            "empty",
+        ),
+        (
+            base.replace("[datasets.kp]", "[datasets.\"k p\"]"),
+            "datasets.k p",
+            "dataset name",
+        ),
+    ];
+    for (text, want_key, want_problem) in cases {
+        assert_ne!(text, base, "case for {want_key} changed nothing");
+        let (key, problem) = invalid_key(&text);
+        assert_eq!(key, want_key, "{problem}");
+        assert!(problem.contains(want_problem), "{key}: {problem}");
+    }
+    let err = NodeConfig::parse(
+        &base.replace("require_source", "require_sauce"),
+        Some(Path::new("/data/node.toml")),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("require_sauce"), "{err}");
+}

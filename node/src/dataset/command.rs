@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{DatasetError, ImportOptions, ImportReport, InputEncoding, import, list, remove};
+use super::{
+    DatasetError, ImportOptions, ImportReport, InputEncoding, RevokeReport, import, list, remove,
+    revoke,
+};
 
 /// Manage the datasets (contact lists) stored on this node.
 // Parsed once per process: the size of the `Import` variant does not matter.
@@ -33,6 +36,17 @@ pub enum DatasetCommand {
         /// The dataset's name.
         #[arg(value_name = "NAME")]
         name: String,
+    },
+    /// Remove records whose consent was withdrawn: they are left out of every future
+    /// session. The dataset is rewritten atomically without them.
+    Revoke {
+        /// The dataset's name.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Text file of record ids (as in results), one per line; blank lines, `#`
+        /// comments and a first line `id` are skipped.
+        #[arg(long, value_name = "FILE")]
+        ids: PathBuf,
     },
 }
 
@@ -124,6 +138,8 @@ pub enum DatasetOutcome {
         /// Its name.
         name: String,
     },
+    /// Records were revoked.
+    Revoked(RevokeReport),
 }
 
 /// Runs a dataset command against `data_dir`, printing its result on stdout.
@@ -186,6 +202,11 @@ pub fn run(cmd: DatasetCommand, data_dir: &Path, quiet: bool) -> anyhow::Result<
             remove(data_dir, &name)?;
             writeln!(std::io::stdout().lock(), "removed dataset `{name}`")?;
             Ok(DatasetOutcome::Removed { name })
+        }
+        DatasetCommand::Revoke { name, ids } => {
+            let report = revoke(data_dir, &name, &ids)?;
+            writeln!(std::io::stdout().lock(), "{report}")?;
+            Ok(DatasetOutcome::Revoked(report))
         }
     }
 }

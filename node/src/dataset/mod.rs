@@ -47,6 +47,7 @@ mod command;
 mod import;
 mod input;
 mod report;
+mod revoke;
 mod store;
 
 #[cfg(test)]
@@ -63,6 +64,7 @@ pub use import::{
     ImportOptions, ImportProgress, MAX_ID_BYTES, MAX_PROVENANCE_BYTES, MAX_RECORDS, import,
 };
 pub use report::{ImportReport, RejectionCount};
+pub use revoke::{RevokeReport, revoke};
 
 pub use store::{Dataset, DatasetEntry, FORMAT_VERSION, MAGIC, StoredRecord, list, remove};
 

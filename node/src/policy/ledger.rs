@@ -1,0 +1,493 @@
+//! The policy ledger: which sessions this node accepted, when, from whom and how many
+//! identifiers each declared. It is what budgets, rate limits and replay protection
+//! are computed from, so a restart forgets none of them.
+//!
+//! # File
+//!
+//! `<data>/policy-ledger.jsonl`, JSON Lines, owner-only:
+//!
+//! ```text
+//! {"type":"ledger","version":1}
+//! {"type":"carried","peer":"<fingerprint>","identifiers":120000,"sessions":31}
+//! {"type":"session","at":1735689600,"peer":"<fingerprint>","session":"<32 hex>","identifiers":5000}
+//! ```
+//!
+//! An accepted session is one appended line, fsynced before the session starts, so
+//! the charge and the session id are recorded together or not at all. A line torn by
+//! a crash (the last one, without its newline) is ignored and dropped at the next
+//! compaction; any other unreadable line is an error, and the server then refuses
+//! every session rather than forget budgets.
+//!
+//! # Bounded growth
+//!
+//! Session lines are kept for the retention window (the replay window, at least one
+//! day). Older ones are folded into one `carried` line per peer holding its all-time
+//! totals, by an atomic rewrite (temporary file, fsync, rename) at open and whenever
+//! the file has grown to twice what it needs to hold. Session ids older than the
+//! window are forgotten: the window is how long a replay is recognised.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{Access, write_file_atomic};
+
+/// File name of the ledger inside the data directory.
+pub const LEDGER_FILE: &str = "policy-ledger.jsonl";
+/// Version of the ledger's line format.
+pub const LEDGER_VERSION: u32 = 1;
+/// Seconds in a day: the shortest retention, so rolling daily budgets stay exact.
+pub const DAY_SECS: u64 = 24 * 3600;
+/// Lines beyond twice the needed ones tolerated before the file is compacted.
+const COMPACTION_SLACK: usize = 1024;
+
+/// Errors reading or writing the ledger.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// Reading, appending or rewriting failed.
+    #[error("{action} the policy ledger {}: {source}", .path.display())]
+    Io {
+        /// What we were doing.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A line cannot be read.
+    #[error(
+        "the policy ledger {} is damaged at line {line}: {problem}; budgets cannot be enforced until it is repaired or restored from a backup",
+        .path.display()
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// One accepted session as the ledger records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Charge {
+    /// Unix seconds when it was accepted.
+    pub at: u64,
+    /// The peer's certificate fingerprint (hex).
+    pub peer: String,
+    /// The session id from `Hello`.
+    pub session: [u8; 16],
+    /// Identifiers the peer declared (and was charged for).
+    pub identifiers: u64,
+}
+
+/// All-time totals of a peer folded out of the retention window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carried {
+    /// Identifiers charged.
+    pub identifiers: u64,
+    /// Sessions accepted.
+    pub sessions: u64,
+}
+
+/// The ledger, loaded; appends when opened for writing.
+#[derive(Debug)]
+pub struct Ledger {
+    path: PathBuf,
+    /// `None` when opened read-only.
+    file: Option<File>,
+    retention_secs: u64,
+    charges: Vec<Charge>,
+    carried: BTreeMap<String, Carried>,
+    seen: HashSet<[u8; 16]>,
+    lines_on_disk: usize,
+    /// Lines beyond twice the needed ones tolerated before compacting.
+    compaction_slack: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum Line {
+    Ledger {
+        version: u32,
+    },
+    Carried {
+        peer: String,
+        identifiers: u64,
+        sessions: u64,
+    },
+    Session {
+        at: u64,
+        peer: String,
+        session: String,
+        identifiers: u64,
+    },
+}
+
+impl Ledger {
+    /// Path of the ledger in `data_dir`.
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join(LEDGER_FILE)
+    }
+
+    /// Opens (creating if needed) the ledger for the server, compacting it when it
+    /// holds expired sessions or a torn last line. `retention_days` is the replay
+    /// window.
+    pub fn open(data_dir: &Path, retention_days: u32, now: u64) -> Result<Self, LedgerError> {
+        let (mut ledger, torn_tail) = Self::load(data_dir, retention_days)?;
+        let expired = ledger.expire(now);
+        if !ledger.path.exists() || torn_tail || expired {
+            ledger.rewrite()?;
+        }
+        ledger.file = Some(ledger.open_append()?);
+        Ok(ledger)
+    }
+
+    /// Loads the ledger without writing anything (for `policy check`); a missing file
+    /// is an empty ledger.
+    pub fn read_only(data_dir: &Path, retention_days: u32, now: u64) -> Result<Self, LedgerError> {
+        let (mut ledger, _) = Self::load(data_dir, retention_days)?;
+        ledger.expire(now);
+        Ok(ledger)
+    }
+
+    /// Whether a session id was accepted within the retention window.
+    pub fn seen(&self, session: &[u8; 16]) -> bool {
+        self.seen.contains(session)
+    }
+
+    /// The retained charges of `peer` (a fingerprint), in the order accepted.
+    pub fn charges_of<'a>(&'a self, peer: &'a str) -> impl Iterator<Item = &'a Charge> + 'a {
+        self.charges.iter().filter(move |c| c.peer == peer)
+    }
+
+    /// All-time identifiers and sessions of `peer`.
+    pub fn totals_of(&self, peer: &str) -> Carried {
+        let mut totals = self.carried.get(peer).copied().unwrap_or_default();
+        for charge in self.charges_of(peer) {
+            totals.identifiers = totals.identifiers.saturating_add(charge.identifiers);
+            totals.sessions += 1;
+        }
+        totals
+    }
+
+    /// Records an accepted session durably (append and fsync) before returning.
+    pub fn record(&mut self, charge: Charge, now: u64) -> Result<(), LedgerError> {
+        let line = session_line(&charge);
+        let Some(file) = self.file.as_mut() else {
+            return Err(LedgerError::Io {
+                action: "appending to",
+                path: self.path.clone(),
+                source: io::Error::other("the ledger was opened read-only"),
+            });
+        };
+        let appended = file
+            .write_all(line.as_bytes())
+            .and_then(|()| file.sync_data());
+        if let Err(source) = appended {
+            return Err(LedgerError::Io {
+                action: "appending to",
+                path: self.path.clone(),
+                source,
+            });
+        }
+        self.lines_on_disk += 1;
+        self.seen.insert(charge.session);
+        self.charges.push(charge);
+        self.expire(now);
+        let needed = 1 + self.carried.len() + self.charges.len();
+        if self.lines_on_disk > 2 * needed + self.compaction_slack {
+            self.rewrite()?;
+            self.file = Some(self.open_append()?);
+        }
+        Ok(())
+    }
+
+    /// Reads the file; also returns whether its last line was torn.
+    fn load(data_dir: &Path, retention_days: u32) -> Result<(Self, bool), LedgerError> {
+        let path = Self::path(data_dir);
+        let mut ledger = Ledger {
+            path: path.clone(),
+            file: None,
+            retention_secs: u64::from(retention_days)
+                .saturating_mul(DAY_SECS)
+                .max(DAY_SECS),
+            charges: Vec::new(),
+            carried: BTreeMap::new(),
+            seen: HashSet::new(),
+            lines_on_disk: 0,
+            compaction_slack: COMPACTION_SLACK,
+        };
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok((ledger, false)),
+            Err(source) => {
+                return Err(LedgerError::Io {
+                    action: "reading",
+                    path,
+                    source,
+                });
+            }
+        };
+        let mut segments: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+        // The text after the last newline: empty, or a line torn by a crash.
+        let torn = segments.pop().is_some_and(|tail| !tail.is_empty());
+        for (index, segment) in segments.iter().enumerate() {
+            let corrupt = |problem: String| LedgerError::Corrupt {
+                path: path.clone(),
+                line: index + 1,
+                problem,
+            };
+            let line: Line = serde_json::from_slice(segment).map_err(|e| corrupt(e.to_string()))?;
+            match line {
+                Line::Ledger { version } if index == 0 => {
+                    if version != LEDGER_VERSION {
+                        return Err(corrupt(format!(
+                            "format version {version}, this build reads version {LEDGER_VERSION}"
+                        )));
+                    }
+                }
+                Line::Ledger { .. } => return Err(corrupt("a second header line".to_owned())),
+                _ if index == 0 => return Err(corrupt("no header line".to_owned())),
+                Line::Carried {
+                    peer,
+                    identifiers,
+                    sessions,
+                } => {
+                    let entry = ledger.carried.entry(peer).or_default();
+                    entry.identifiers = entry.identifiers.saturating_add(identifiers);
+                    entry.sessions = entry.sessions.saturating_add(sessions);
+                }
+                Line::Session {
+                    at,
+                    peer,
+                    session,
+                    identifiers,
+                } => {
+                    let session = parse_session_id(&session)
+                        .ok_or_else(|| corrupt("a session id is not 32 hex digits".to_owned()))?;
+                    ledger.seen.insert(session);
+                    ledger.charges.push(Charge {
+                        at,
+                        peer,
+                        session,
+                        identifiers,
+                    });
+                }
+            }
+        }
+        ledger.lines_on_disk = segments.len();
+        Ok((ledger, torn))
+    }
+
+    /// Folds charges older than the retention window into the carried totals;
+    /// returns whether any were.
+    fn expire(&mut self, now: u64) -> bool {
+        let horizon = now.saturating_sub(self.retention_secs);
+        let before = self.charges.len();
+        let mut kept = Vec::with_capacity(before);
+        for charge in std::mem::take(&mut self.charges) {
+            if charge.at >= horizon {
+                kept.push(charge);
+                continue;
+            }
+            self.seen.remove(&charge.session);
+            let entry = self.carried.entry(charge.peer).or_default();
+            entry.identifiers = entry.identifiers.saturating_add(charge.identifiers);
+            entry.sessions += 1;
+        }
+        self.charges = kept;
+        self.charges.len() != before
+    }
+
+    /// Atomically replaces the file with the header, the carried totals and the
+    /// retained charges.
+    fn rewrite(&mut self) -> Result<(), LedgerError> {
+        let mut out = String::new();
+        push_line(
+            &mut out,
+            &Line::Ledger {
+                version: LEDGER_VERSION,
+            },
+        );
+        for (peer, carried) in &self.carried {
+            push_line(
+                &mut out,
+                &Line::Carried {
+                    peer: peer.clone(),
+                    identifiers: carried.identifiers,
+                    sessions: carried.sessions,
+                },
+            );
+        }
+        for charge in &self.charges {
+            out.push_str(&session_line(charge));
+        }
+        // Close the append handle first: after the rename it would point at the old file.
+        self.file = None;
+        write_file_atomic(&self.path, out.as_bytes(), Access::OwnerOnly).map_err(|source| {
+            LedgerError::Io {
+                action: "rewriting",
+                path: self.path.clone(),
+                source,
+            }
+        })?;
+        self.lines_on_disk = 1 + self.carried.len() + self.charges.len();
+        Ok(())
+    }
+
+    fn open_append(&self) -> Result<File, LedgerError> {
+        OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(|source| LedgerError::Io {
+                action: "opening",
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+fn session_line(charge: &Charge) -> String {
+    let mut out = String::new();
+    push_line(
+        &mut out,
+        &Line::Session {
+            at: charge.at,
+            peer: charge.peer.clone(),
+            session: hex::encode(charge.session),
+            identifiers: charge.identifiers,
+        },
+    );
+    out
+}
+
+fn push_line(out: &mut String, line: &Line) {
+    // Serialising these plain structs cannot fail.
+    if let Ok(json) = serde_json::to_string(line) {
+        out.push_str(&json);
+        out.push('\n');
+    }
+}
+
+fn parse_session_id(text: &str) -> Option<[u8; 16]> {
+    let bytes = hex::decode(text).ok()?;
+    bytes.try_into().ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_750_000_000;
+
+    fn charge(at: u64, peer: &str, id: u8, identifiers: u64) -> Charge {
+        Charge {
+            at,
+            peer: peer.to_owned(),
+            session: [id; 16],
+            identifiers,
+        }
+    }
+
+    #[test]
+    fn survives_reopen_and_remembers_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path(), 30, T0).unwrap();
+        ledger.record(charge(T0, "aa", 1, 100), T0).unwrap();
+        ledger.record(charge(T0 + 5, "bb", 2, 7), T0 + 5).unwrap();
+        drop(ledger);
+        let ledger = Ledger::open(dir.path(), 30, T0 + 10).unwrap();
+        assert!(ledger.seen(&[1; 16]) && ledger.seen(&[2; 16]) && !ledger.seen(&[3; 16]));
+        assert_eq!(ledger.totals_of("aa").identifiers, 100);
+        assert_eq!(ledger.charges_of("bb").count(), 1);
+    }
+
+    #[test]
+    fn expired_sessions_fold_into_totals_and_ids_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path(), 1, T0).unwrap();
+        ledger.record(charge(T0, "aa", 1, 100), T0).unwrap();
+        drop(ledger);
+        let later = T0 + 2 * DAY_SECS;
+        let mut ledger = Ledger::open(dir.path(), 1, later).unwrap();
+        assert!(!ledger.seen(&[1; 16]));
+        assert_eq!(ledger.charges_of("aa").count(), 0);
+        assert_eq!(
+            ledger.totals_of("aa"),
+            Carried {
+                identifiers: 100,
+                sessions: 1
+            }
+        );
+        ledger.record(charge(later, "aa", 2, 5), later).unwrap();
+        drop(ledger);
+        let ledger = Ledger::read_only(dir.path(), 1, later).unwrap();
+        assert_eq!(ledger.totals_of("aa").identifiers, 105);
+        let text = std::fs::read_to_string(Ledger::path(dir.path())).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_but_damage_elsewhere_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path(), 30, T0).unwrap();
+        ledger.record(charge(T0, "aa", 1, 100), T0).unwrap();
+        drop(ledger);
+        let path = Ledger::path(dir.path());
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"type\":\"sess");
+        std::fs::write(&path, &text).unwrap();
+        let ledger = Ledger::open(dir.path(), 30, T0).unwrap();
+        assert_eq!(ledger.totals_of("aa").identifiers, 100);
+        drop(ledger);
+        assert!(std::fs::read_to_string(&path).unwrap().ends_with('\n'));
+
+        let damaged = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("aa", "a\"a");
+        std::fs::write(&path, damaged).unwrap();
+        let err = Ledger::open(dir.path(), 30, T0).unwrap_err();
+        assert!(matches!(err, LedgerError::Corrupt { line: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn growth_is_bounded_by_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path(), 1, T0).unwrap();
+        ledger.compaction_slack = 16;
+        let mut at = T0;
+        for i in 0..300u32 {
+            at += 3600;
+            let mut session = [0u8; 16];
+            session[..4].copy_from_slice(&i.to_le_bytes());
+            ledger
+                .record(
+                    Charge {
+                        at,
+                        peer: "aa".into(),
+                        session,
+                        identifiers: 1,
+                    },
+                    at,
+                )
+                .unwrap();
+        }
+        let lines = std::fs::read_to_string(Ledger::path(dir.path()))
+            .unwrap()
+            .lines()
+            .count();
+        // One day of hourly sessions is 25 lines with the header and carried line;
+        // the file never holds more than twice that plus the slack.
+        assert!(lines <= 2 * 27 + 16, "{lines} lines");
+        assert_eq!(ledger.totals_of("aa").identifiers, 300);
+        assert_eq!(ledger.totals_of("aa").sessions, 300);
+    }
+}
