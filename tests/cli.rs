@@ -231,3 +231,41 @@ fn match_failure_exits_non_zero_with_a_clear_message_and_no_file() {
     assert!(stderr.contains("no peer named `nobody`"), "{stderr}");
     assert!(!root.path().join("m.csv").exists());
 }
+
+#[test]
+fn serve_stops_gracefully_on_sigterm() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let node = root.path().join("node");
+    let port = free_udp_port();
+    blindmatch(
+        &node,
+        &[
+            "init",
+            "--name",
+            "solo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ],
+    );
+    let mut server = serve(&node);
+    let pid = server.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "serve exits 0 after SIGTERM: {status}");
+    let verified = blindmatch(&node, &["audit", "verify"]);
+    assert!(!verified.is_empty());
+}
