@@ -108,7 +108,8 @@ fn parse_ids(text: &str) -> HashSet<&str> {
         .map(str::trim)
         .enumerate()
         .filter(|(index, line)| {
-            !line.is_empty() && !line.starts_with('#') && !(*index == 0 && *line == "id")
+            let header = *index == 0 && *line == "id";
+            !(line.is_empty() || line.starts_with('#') || header)
         })
         .map(|(_, line)| line)
         .collect()

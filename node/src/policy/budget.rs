@@ -76,15 +76,15 @@ pub fn check(
             ));
         }
     }
-    if let Some(max) = policy.max_identifiers_total {
-        if total.saturating_add(declared) > max {
-            return Err(Refusal::new(
-                RejectReason::BUDGET_EXHAUSTED,
-                format!(
-                    "your total budget is {max} identifiers and {total} were evaluated so far; this session's {declared} would exceed it, and it does not reset: ask this node's operator"
-                ),
-            ));
-        }
+    if let Some(max) = policy.max_identifiers_total
+        && total.saturating_add(declared) > max
+    {
+        return Err(Refusal::new(
+            RejectReason::BUDGET_EXHAUSTED,
+            format!(
+                "your total budget is {max} identifiers and {total} were evaluated so far; this session's {declared} would exceed it, and it does not reset: ask this node's operator"
+            ),
+        ));
     }
     if let Some(max) = policy.max_identifiers_per_day {
         if declared > max {
