@@ -757,3 +757,54 @@ async fn policy_check_prints_the_effective_policy() {
     }
     f.stop().await;
 }
+
+/// The `node.toml` examples under "### Policy examples" in the README are valid, and
+/// mean what the text around them says.
+#[test]
+fn readme_policy_examples_are_valid() {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("### Policy examples")
+        .expect("README has policy examples");
+    let section = &readme[start..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let blocks: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| &rest[..rest.find("```").expect("closed block")])
+        .collect();
+    assert_eq!(blocks.len(), 2, "a vendor and an enterprise example");
+    let mut configs = Vec::new();
+    for (index, block) in blocks.iter().enumerate() {
+        let mut text = block.to_string();
+        for (n, placeholder) in ["<ACME-FP>", "<YUNFAN-FP>", "<DATAHUB-FP>", "<AGENCY-FP>"]
+            .iter()
+            .enumerate()
+        {
+            text = text.replace(placeholder, &format!("{:064x}", n + 1));
+        }
+        let config = NodeConfig::parse(&text, None)
+            .unwrap_or_else(|e| panic!("README example {}: {e}", index + 1));
+        for peer in config.peers() {
+            if !peer.offers.is_empty() {
+                assert!(
+                    !blindmatch_node::policy::effective_modes(peer).is_empty(),
+                    "peer `{}` can use no mode",
+                    peer.name
+                );
+            }
+        }
+        configs.push(config);
+    }
+    let trial = configs[0].peer("acme").expect("acme");
+    assert_eq!(trial.policy.max_set_ratio, SetRatio::from_f64(0.5));
+    let agency = configs[1].peer("agency").expect("agency");
+    assert_eq!(agency.policy.disclosure_threshold, Some(10));
+    assert!(
+        configs[1]
+            .peer("datahub")
+            .expect("datahub")
+            .modes
+            .is_empty()
+    );
+}
