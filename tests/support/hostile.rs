@@ -1,0 +1,489 @@
+//! A hostile initiator: real quinn, real mutual TLS with a pinned certificate, and a
+//! real protocol [`Initiator`] underneath, so that it can misbehave at any chosen
+//! point of an otherwise valid session — or send raw bytes that are no protocol at
+//! all.
+//!
+//! The root test package has no direct `quinn` dependency, so the connection is never
+//! named here: it is only captured by the closures in [`Link`] and reached through
+//! `blindmatch_node::transport` (streams are wrapped in `FrameWriter`/`FrameReader`,
+//! whose field is the quinn stream).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use blindmatch_node::identity::{Fingerprint, NodeIdentity};
+use blindmatch_node::transport::{self, ClientEndpoint, FrameReader, FrameWriter, TransportTuning};
+use blindmatch_protocol::error::CloseCode;
+use blindmatch_protocol::ident::{IdentKind, KindSet, NORMALISATION_VERSION, Normaliser};
+use blindmatch_protocol::session::{
+    Event, Initiator, InitiatorConfig, PreparedSet, PreparedSetBuilder, Session,
+};
+use blindmatch_protocol::wire::{
+    Hello, MAX_FRAME_LEN, Message, OutputMode, PROTOCOL_VERSION, RejectReason,
+};
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Streams = (FrameWriter, FrameReader);
+type Opener = Box<dyn Fn() -> BoxFuture<Result<Streams, String>> + Send + Sync>;
+type Closer = Box<dyn Fn(CloseCode, &str) + Send + Sync>;
+
+/// The hostile peer's identity and where it attacks.
+pub struct HostilePeer {
+    identity: Arc<NodeIdentity>,
+    target: Option<(SocketAddr, Fingerprint)>,
+}
+
+impl HostilePeer {
+    /// A fresh identity (pin [`HostilePeer::fingerprint`] on the server under test).
+    pub fn generate() -> Self {
+        Self {
+            identity: Arc::new(NodeIdentity::generate("hostile").expect("identity")),
+            target: None,
+        }
+    }
+
+    /// The certificate fingerprint to pin.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.identity.fingerprint()
+    }
+
+    /// Aims at the server at `addr` with certificate `fingerprint`.
+    pub fn aim(&mut self, addr: SocketAddr, fingerprint: Fingerprint) {
+        self.target = Some((addr, fingerprint));
+    }
+
+    /// Opens a pinned connection and one bidirectional stream (the server sees the
+    /// stream only once something is written on it), reading what the server sends.
+    pub async fn connect(&self) -> Result<Link, String> {
+        self.connect_with(Reading::Reads).await
+    }
+
+    /// [`HostilePeer::connect`], choosing whether the server's frames are read.
+    pub async fn connect_with(&self, reading: Reading) -> Result<Link, String> {
+        let (addr, fingerprint) = self.target.expect("aim first");
+        // Our own idle timeout is long: the server's (shorter) one is under test.
+        let mut tuning = TransportTuning::with_idle_timeout(Duration::from_secs(30));
+        if let Reading::NeverReads { window } = reading {
+            tuning.stream_receive_window = window;
+        }
+        let client =
+            transport::client_endpoint(&self.identity, &tuning).map_err(|e| e.to_string())?;
+        let conn = transport::connect(&client, addr, "localhost", fingerprint)
+            .await
+            .map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let binding = transport::channel_binding(&conn).map_err(|e| e.to_string())?;
+        let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        let (frames_tx, frames_rx) = mpsc::unbounded_channel();
+        let unread = match reading {
+            Reading::Reads => {
+                tokio::spawn(read_frames(FrameReader(recv), frames_tx));
+                None
+            }
+            // Kept (not dropped, which would tell the server to stop sending).
+            Reading::NeverReads { .. } => Some(FrameReader(recv)),
+        };
+
+        let (closed_tx, closed_rx) = watch::channel(None);
+        let watched = conn.clone();
+        tokio::spawn(async move {
+            let err = watched.closed().await;
+            let _ = closed_tx.send(Some(ConnEnd {
+                code: transport::peer_close_code(&err),
+                text: err.to_string(),
+                at: started.elapsed(),
+            }));
+        });
+        let opener = conn.clone();
+        let open_bi = Box::new(move || {
+            let conn = opener.clone();
+            Box::pin(async move {
+                conn.open_bi()
+                    .await
+                    .map(|(s, r)| (FrameWriter(s), FrameReader(r)))
+                    .map_err(|e| e.to_string())
+            }) as BoxFuture<Result<Streams, String>>
+        });
+        let close =
+            Box::new(move |code: CloseCode, reason: &str| transport::close(&conn, code, reason));
+        let mut session_id = [0u8; 16];
+        rand::rng().fill_bytes(&mut session_id);
+        Ok(Link {
+            session_id,
+            binding,
+            writer: FrameWriter(send),
+            unread,
+            frames: frames_rx,
+            received: Vec::new(),
+            stream_end: None,
+            open_bi,
+            close,
+            closed: closed_rx,
+            _client: client,
+            started,
+        })
+    }
+}
+
+/// Whether the hostile peer reads what the server sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// Read every frame (and record it).
+    Reads,
+    /// Never read the session stream, and allow the server only `window` bytes of
+    /// it in flight: the server's writes then block.
+    NeverReads {
+        /// Our stream receive window, in bytes.
+        window: u32,
+    },
+}
+
+/// What arrives on the session stream from the server.
+enum Incoming {
+    Frame(Vec<u8>),
+    End,
+    Failed(String),
+}
+
+/// How the server's side of the connection ended.
+#[derive(Clone, Debug)]
+pub struct ConnEnd {
+    /// The application close code the server sent, if it closed the connection.
+    pub code: Option<CloseCode>,
+    /// quinn's description.
+    pub text: String,
+    /// Time since the connection was established.
+    pub at: Duration,
+}
+
+/// One connection of the hostile peer and its session stream.
+pub struct Link {
+    /// The session id our `Hello`s carry.
+    pub session_id: [u8; 16],
+    /// The TLS exporter value of this connection.
+    pub binding: [u8; 32],
+    /// Our sending side of the session stream.
+    pub writer: FrameWriter,
+    /// The receiving side, when we never read it.
+    unread: Option<FrameReader>,
+    frames: mpsc::UnboundedReceiver<Incoming>,
+    received: Vec<Message>,
+    stream_end: Option<String>,
+    open_bi: Opener,
+    close: Closer,
+    closed: watch::Receiver<Option<ConnEnd>>,
+    _client: ClientEndpoint,
+    started: Instant,
+}
+
+/// What a hostile step does with a frame the honest initiator wants to send.
+pub enum Step {
+    /// Send it unchanged.
+    Pass,
+    /// Send these frames instead (none: drop it).
+    Replace(Vec<Vec<u8>>),
+    /// Send these frames instead, then stop driving the initiator.
+    Stop(Vec<Vec<u8>>),
+}
+
+/// How driving the honest initiator ended.
+#[derive(Debug, Default)]
+pub struct Driven {
+    /// Both sides confirmed the result.
+    pub completed: bool,
+    /// The tamper function asked to stop.
+    pub stopped: bool,
+    /// The initiator's own error (e.g. the server's `Abort`).
+    pub error: Option<String>,
+}
+
+/// What the hostile peer saw of the server's reaction.
+#[derive(Debug)]
+pub struct Observed {
+    /// Messages the server sent on the session stream, in order.
+    pub received: Vec<&'static str>,
+    /// The code of the server's `Abort`, if it sent one.
+    pub abort: Option<CloseCode>,
+    /// The reason of the server's `Reject`, if it sent one.
+    pub reject: Option<RejectReason>,
+    /// How the server's side of the stream ended (`finished`, or the error).
+    pub stream_end: String,
+    /// Time from the connection being up to the end of the server's stream.
+    pub stream_end_at: Duration,
+    /// How the connection ended, when waited for.
+    pub conn: Option<ConnEnd>,
+}
+
+impl Link {
+    /// A valid `Hello` for this link declaring `set_size` email identifiers.
+    pub fn hello(&self, set_size: u64) -> Hello {
+        Hello {
+            version: PROTOCOL_VERSION,
+            normalisation_version: NORMALISATION_VERSION,
+            session_id: self.session_id,
+            dataset: String::new(),
+            purpose: "hostile test".into(),
+            legal_basis: "consent".into(),
+            kinds: KindSet::empty().with(IdentKind::Email),
+            mode: OutputMode::Both,
+            set_size,
+        }
+    }
+
+    /// An honest initiator for this link (its session id and channel binding).
+    pub fn initiator(&self, set: PreparedSet, mode: OutputMode) -> Initiator {
+        let mut config = InitiatorConfig::new(self.session_id, "", "hostile test", mode);
+        config.legal_basis = "consent".into();
+        config.channel_binding = self.binding;
+        Initiator::new(config, set, &mut rand::rng()).expect("initiator")
+    }
+
+    /// Sends one message as a frame.
+    pub async fn send(&mut self, msg: &Message) {
+        self.send_frame(&msg.to_frame()).await;
+    }
+
+    /// Sends `frame` with its length prefix (errors ignored: the server may be gone).
+    pub async fn send_frame(&mut self, frame: &[u8]) {
+        let _ = self.writer.write_frame(frame).await;
+    }
+
+    /// Writes raw bytes on the session stream.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        let _ = self.writer.0.write_all(bytes).await;
+    }
+
+    /// Ends our side of the session stream (FIN).
+    pub fn finish(&mut self) {
+        let _ = self.writer.0.finish();
+    }
+
+    /// Abandons our side of the session stream (RESET_STREAM with `code`).
+    pub fn reset(&mut self, code: CloseCode) {
+        let _ = self.writer.0.reset(transport::close_code_to_varint(code));
+    }
+
+    /// Tells the server to stop sending on the session stream (STOP_SENDING), when
+    /// connected with [`Reading::NeverReads`].
+    pub fn stop_reading(&mut self, code: CloseCode) {
+        if let Some(reader) = &mut self.unread {
+            let _ = reader.0.stop(transport::close_code_to_varint(code));
+        }
+    }
+
+    /// Closes the whole connection with `code`.
+    pub fn close(&self, code: CloseCode) {
+        (self.close)(code, "hostile close");
+    }
+
+    /// Opens another bidirectional stream, if the server's stream limit allows it
+    /// within `wait`.
+    pub async fn open_stream(&self, wait: Duration) -> Option<Streams> {
+        match tokio::time::timeout(wait, (self.open_bi)()).await {
+            Ok(Ok(streams)) => Some(streams),
+            _ => None,
+        }
+    }
+
+    /// The next message from the server within `wait`; `None` on stream end or timeout.
+    pub async fn next_message(&mut self, wait: Duration) -> Option<Message> {
+        if self.stream_end.is_some() {
+            return None;
+        }
+        match tokio::time::timeout(wait, self.frames.recv()).await {
+            Ok(Some(Incoming::Frame(frame))) => match Message::decode(&frame) {
+                Ok(msg) => {
+                    self.received.push(msg.clone());
+                    Some(msg)
+                }
+                Err(err) => {
+                    self.end_stream(format!("undecodable frame from the server: {err}"));
+                    None
+                }
+            },
+            Ok(Some(Incoming::End)) | Ok(None) => {
+                self.end_stream("finished".into());
+                None
+            }
+            Ok(Some(Incoming::Failed(err))) => {
+                self.end_stream(err);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Reads server messages until one satisfies `want`, within `wait` overall.
+    pub async fn wait_for(
+        &mut self,
+        want: impl Fn(&Message) -> bool,
+        wait: Duration,
+    ) -> Option<Message> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let msg = self.next_message(left).await?;
+            if want(&msg) {
+                return Some(msg);
+            }
+        }
+    }
+
+    /// Whether the server has ended its side of the stream (reads what is pending).
+    pub async fn server_done(&mut self) -> bool {
+        while self.stream_end.is_none() && self.next_message(Duration::ZERO).await.is_some() {}
+        self.stream_end.is_some()
+    }
+
+    /// Writes `bytes` one at a time, `every` apart, until all are sent, the server
+    /// ends the stream or `limit` has passed.
+    pub async fn trickle(&mut self, bytes: &[u8], every: Duration, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        for byte in bytes {
+            if Instant::now() > deadline || self.server_done().await {
+                return;
+            }
+            self.send_raw(&[*byte]).await;
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Runs the honest `initiator` over this link, passing every frame it wants to send
+    /// through `tamper`. Waits at most `wait` for each server frame.
+    pub async fn drive(
+        &mut self,
+        initiator: &mut Initiator,
+        mut tamper: impl FnMut(&Message) -> Step,
+        wait: Duration,
+    ) -> Driven {
+        let mut driven = Driven::default();
+        loop {
+            while let Some(frame) = initiator.poll_transmit() {
+                let msg = Message::decode(&frame).expect("our own frame decodes");
+                match tamper(&msg) {
+                    Step::Pass => self.send_frame(&frame).await,
+                    Step::Replace(frames) => {
+                        for frame in frames {
+                            self.send_frame(&frame).await;
+                        }
+                    }
+                    Step::Stop(frames) => {
+                        for frame in frames {
+                            self.send_frame(&frame).await;
+                        }
+                        driven.stopped = true;
+                        return driven;
+                    }
+                }
+            }
+            while let Some(event) = initiator.poll_event() {
+                match event {
+                    Event::Completed(_) => driven.completed = true,
+                    Event::Failed(err) => driven.error = Some(err.to_string()),
+                    _ => {}
+                }
+            }
+            if initiator.is_closed() || driven.error.is_some() {
+                return driven;
+            }
+            let Some(msg) = self.next_message(wait).await else {
+                return driven;
+            };
+            if let Err(err) = initiator.handle_frame(&msg.to_frame()) {
+                driven.error = Some(err.to_string());
+            }
+        }
+    }
+
+    /// Collects what the server does until it ends the stream (at most `limit`), then,
+    /// when `wait_close`, until it closes the connection. Closes the connection
+    /// ourselves afterwards, so the server is not kept waiting.
+    pub async fn observe(mut self, wait_close: bool, limit: Duration) -> Observed {
+        let deadline = Instant::now() + limit;
+        // Unread, the stream tells nothing: wait for the connection instead.
+        let wait_close = wait_close || self.unread.is_some();
+        while self.unread.is_none() && self.stream_end.is_none() && Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.next_message(left).await.is_none() && self.stream_end.is_none() {
+                break;
+            }
+        }
+        let stream_end_at = self.started.elapsed();
+        let conn = if wait_close {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut closed = self.closed.clone();
+            match tokio::time::timeout(left, closed.wait_for(|c| c.is_some())).await {
+                Ok(Ok(end)) => (*end).clone(),
+                _ => None,
+            }
+        } else {
+            self.closed.borrow().clone()
+        };
+        self.close(CloseCode::OK);
+        let abort = self.received.iter().find_map(|m| match m {
+            Message::Abort(code) => Some(*code),
+            _ => None,
+        });
+        let reject = self.received.iter().find_map(|m| match m {
+            Message::Reject(r) => Some(r.reason),
+            _ => None,
+        });
+        Observed {
+            received: self
+                .received
+                .iter()
+                .map(|m| m.message_type().name())
+                .collect(),
+            abort,
+            reject,
+            stream_end: self
+                .stream_end
+                .clone()
+                .unwrap_or_else(|| "still open".into()),
+            stream_end_at,
+            conn,
+        }
+    }
+
+    fn end_stream(&mut self, how: String) {
+        if self.stream_end.is_none() {
+            self.stream_end = Some(how);
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        (self.close)(CloseCode::OK, "");
+    }
+}
+
+/// A set of `n` email identifiers (contacts `first..first + n`).
+pub fn email_set(first: usize, n: usize) -> PreparedSet {
+    let normaliser = Normaliser::default();
+    let mut builder = PreparedSetBuilder::new();
+    for (record, i) in (first..first + n).enumerate() {
+        let id = normaliser.email(&super::email(i)).expect("valid email");
+        builder.add(record as u32, &id);
+    }
+    builder.build()
+}
+
+async fn read_frames(mut reader: FrameReader, tx: mpsc::UnboundedSender<Incoming>) {
+    loop {
+        let item = match reader.read_frame(MAX_FRAME_LEN).await {
+            Ok(Some(frame)) => Incoming::Frame(frame),
+            Ok(None) => Incoming::End,
+            Err(err) => Incoming::Failed(err.to_string()),
+        };
+        let last = !matches!(item, Incoming::Frame(_));
+        if tx.send(item).is_err() || last {
+            return;
+        }
+    }
+}

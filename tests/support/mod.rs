@@ -1,0 +1,311 @@
+//! Helpers for the fault and attack tests (`tests/faults.rs`, `tests/hostile.rs`):
+//! real nodes in temporary data directories, real certificates, real QUIC on
+//! 127.0.0.1, audit-log queries, and a panic detector for node and protocol code.
+//!
+//! Submodules: [`hostile`] (a deliberately misbehaving initiator) and [`attacks`]
+//! (its playbook), [`relay`] (a lossy
+//! UDP relay), [`process`] (`blindmatch serve` as a child process that can be killed).
+
+#![allow(dead_code)]
+
+pub mod attacks;
+pub mod hostile;
+pub mod process;
+pub mod relay;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use blindmatch_node::admin::{self, NewPeer};
+use blindmatch_node::config::{NodeConfig, PeerAddr};
+use blindmatch_node::dataset::ImportOptions;
+use blindmatch_node::identity::Fingerprint;
+use blindmatch_node::matching::{self, MatchRequest, MatchSummary};
+use blindmatch_node::node::{Node, NodeError};
+use blindmatch_node::transport::{self, PinnedPeers, TransportTuning};
+use blindmatch_protocol::wire::OutputMode;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A node in its own temporary data directory.
+pub struct TestNode {
+    pub name: String,
+    pub dir: PathBuf,
+    pub fingerprint: Fingerprint,
+}
+
+/// `127.0.0.1:0`.
+pub fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// The address pinned for a peer that only initiates (it never serves in the test).
+pub fn not_serving() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7447))
+}
+
+/// Creates a node called `name` under `root`.
+pub fn node(root: &Path, name: &str) -> TestNode {
+    let dir = root.join(name);
+    let id = admin::init_node(&dir, name, loopback()).expect("init");
+    TestNode {
+        name: name.to_owned(),
+        dir,
+        fingerprint: id.fingerprint.parse().expect("fingerprint"),
+    }
+}
+
+/// Sets `[limits]` of `node`: idle timeout (seconds) and concurrent sessions.
+pub fn set_limits(node: &TestNode, idle_timeout_secs: u64, max_concurrent_sessions: u32) {
+    let mut config = NodeConfig::load(&node.dir).expect("load config");
+    config.limits.idle_timeout = Duration::from_secs(idle_timeout_secs);
+    config.limits.max_concurrent_sessions = max_concurrent_sessions;
+    config.save(&node.dir).expect("save config");
+}
+
+/// The email of synthetic contact `i` (simple, so that generation is instant).
+pub fn email(i: usize) -> String {
+    format!("contact{i}@example.com")
+}
+
+/// Imports dataset `name` into `node`: one record `r<i>` per index in `ids`, each with
+/// the email of contact `i`.
+pub fn import_emails(node: &TestNode, name: &str, ids: impl IntoIterator<Item = usize>) {
+    let path = node.dir.join(format!("{name}.csv"));
+    let mut text = String::from("id,email\n");
+    for i in ids {
+        text.push_str(&format!("r{i},{}\n", email(i)));
+    }
+    std::fs::write(&path, text).expect("csv file");
+    let mut options = ImportOptions::new(&path, name);
+    options.id_col = Some("id".into());
+    options.email_cols = vec!["email".into()];
+    options.quiet = true;
+    admin::import_dataset(&node.dir, &options).expect("import");
+    std::fs::remove_file(&path).expect("remove csv");
+}
+
+/// Pins a peer called `name` with certificate `fingerprint` on `node`, reachable at
+/// `addr`, offered `offers`, allowed every mode.
+pub fn pin(
+    node: &TestNode,
+    name: &str,
+    fingerprint: Fingerprint,
+    addr: SocketAddr,
+    offers: &[&str],
+) {
+    admin::add_peer(
+        &node.dir,
+        NewPeer {
+            name: name.to_owned(),
+            addr: PeerAddr::from(addr),
+            fingerprint,
+            offers: offers.iter().map(|s| s.to_string()).collect(),
+            modes: Vec::new(),
+            max_peer_set_size: None,
+        },
+    )
+    .expect("peer add");
+}
+
+/// A `serve` of a node running in this process.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub fingerprint: Fingerprint,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Starts serving `node` on an ephemeral loopback port.
+    pub fn start(node: &TestNode) -> Server {
+        let opened = Node::open(&node.dir).expect("open node");
+        let config = opened.config();
+        let endpoint = transport::server_endpoint(
+            loopback(),
+            opened.identity(),
+            PinnedPeers::new(config.pinned_fingerprints()),
+            &TransportTuning::with_idle_timeout(config.limits.idle_timeout),
+        )
+        .expect("endpoint");
+        let addr = endpoint.local_addr().expect("addr");
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(blindmatch_node::server::run(
+            Arc::clone(&opened),
+            endpoint,
+            rx,
+        ));
+        Server {
+            addr,
+            fingerprint: node.fingerprint,
+            stop,
+            task,
+        }
+    }
+
+    /// Whether the server task is still running (it ends only on shutdown or a panic).
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+
+    /// Stops gracefully and waits.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// A match request against `peer` for our dataset `dataset` in mode `both`.
+pub fn request(peer: &str, dataset: &str, out: PathBuf) -> MatchRequest {
+    MatchRequest {
+        peer: peer.to_owned(),
+        dataset: dataset.to_owned(),
+        remote_dataset: String::new(),
+        purpose: "fault test".into(),
+        legal_basis: "consent".into(),
+        mode: OutputMode::Both,
+        out: Some(out),
+    }
+}
+
+/// Runs one session as initiator from `node` (whose peer `peer` is pinned).
+pub async fn run_match(
+    node: &TestNode,
+    peer: &str,
+    dataset: &str,
+    out: PathBuf,
+) -> Result<MatchSummary, NodeError> {
+    matching::run(
+        Node::open(&node.dir).expect("open"),
+        request(peer, dataset, out),
+        None,
+    )
+    .await
+}
+
+/// Number of data rows in a result CSV (header skipped).
+pub fn result_rows(path: &Path) -> usize {
+    let text = std::fs::read_to_string(path).expect("result file");
+    text.lines().skip(1).filter(|l| !l.is_empty()).count()
+}
+
+/// Files in `dir` whose name ends with `suffix` (none when `dir` does not exist).
+pub fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// One session record of an audit log.
+#[derive(Clone, Debug)]
+pub struct AuditEntry {
+    /// `session_requested`, `session_aborted`, …
+    pub kind: String,
+    /// The record's fields.
+    pub fields: serde_json::Value,
+}
+
+impl AuditEntry {
+    /// The session id (hex), for session records.
+    pub fn session_id(&self) -> Option<&str> {
+        self.fields.get("session_id").and_then(|v| v.as_str())
+    }
+
+    /// `close_code` of a `session_aborted` record.
+    pub fn close_code(&self) -> Option<u64> {
+        self.fields.get("close_code").and_then(|v| v.as_u64())
+    }
+
+    /// `error` of a `session_aborted` record, `reason` of a `session_refused` one.
+    pub fn text(&self) -> String {
+        ["error", "reason"]
+            .iter()
+            .filter_map(|k| self.fields.get(*k).and_then(|v| v.as_str()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Every record of `dir`'s audit log, in order.
+pub fn audit(dir: &Path) -> Vec<AuditEntry> {
+    let text = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .map(|v| AuditEntry {
+            kind: v
+                .get("type")
+                .or_else(|| v.get("record_type"))
+                .and_then(|t| t.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            fields: v.get("fields").cloned().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The session records of `dir`'s audit log for session `session_id` (hex).
+pub fn audit_of(dir: &Path, session_id: &str) -> Vec<AuditEntry> {
+    audit(dir)
+        .into_iter()
+        .filter(|e| e.session_id() == Some(session_id))
+        .collect()
+}
+
+/// Records of type `kind` in `dir`'s audit log.
+pub fn audit_kind(dir: &Path, kind: &str) -> Vec<AuditEntry> {
+    audit(dir).into_iter().filter(|e| e.kind == kind).collect()
+}
+
+/// A panic seen anywhere in the process.
+#[derive(Clone, Debug)]
+pub struct PanicSeen {
+    pub file: String,
+    pub message: String,
+}
+
+static PANICS: Mutex<Vec<PanicSeen>> = Mutex::new(Vec::new());
+static HOOK: Once = Once::new();
+
+/// Installs (once) a panic hook that remembers every panic, then calls the default
+/// hook. A session task that panics inside the server is swallowed by its `JoinSet`,
+/// so this is how a test notices one.
+pub fn watch_panics() {
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let file = info
+                .location()
+                .map(|l| l.file().to_owned())
+                .unwrap_or_default();
+            let message = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            if let Ok(mut panics) = PANICS.lock() {
+                panics.push(PanicSeen { file, message });
+            }
+            default(info);
+        }));
+    });
+}
+
+/// Panics raised in node or protocol code (not in the tests themselves) so far.
+pub fn node_panics() -> Vec<PanicSeen> {
+    PANICS
+        .lock()
+        .map(|p| {
+            p.iter()
+                .filter(|p| !p.file.starts_with("tests/") && !p.file.contains("/tests/"))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,76 @@
+//! `blindmatch serve` as a child process, so that a test can kill it with SIGKILL.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `blindmatch` binary built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_blindmatch");
+
+/// A running `blindmatch serve`; killed when dropped.
+pub struct ServeProcess {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl ServeProcess {
+    /// Starts `serve` for the node in `data_dir` on `listen` and waits until it says
+    /// it is serving.
+    pub fn start(data_dir: &Path, listen: SocketAddr) -> ServeProcess {
+        let mut child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("serve")
+            .arg("--listen")
+            .arg(listen.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn blindmatch serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            assert!(Instant::now() < deadline, "serve did not start in time");
+            match lines.next() {
+                Some(Ok(line)) if line.contains("serving") => {
+                    break serving_addr(&line).unwrap_or(listen);
+                }
+                Some(Ok(_)) => continue,
+                _ => panic!("serve exited before serving"),
+            }
+        };
+        // Keep draining stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ServeProcess { child, addr }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The address in "serving `name` on 127.0.0.1:PORT (fingerprint …)".
+fn serving_addr(line: &str) -> Option<SocketAddr> {
+    line.split_whitespace()
+        .skip_while(|w| *w != "on")
+        .nth(1)
+        .and_then(|w| w.parse().ok())
+}
