@@ -748,7 +748,7 @@ async fn policy_check_prints_the_effective_policy() {
         "at most 50000 identifiers per session",
         "100 identifiers per rolling 24 hours (7 used)",
         "at most 4 per rolling hour (1 in the last hour)",
-        "both, initiator refused because of the disclosure threshold",
+        "; both, initiator refused because of the disclosure threshold",
         "Peer `beta`",
         "WARNING       no set-size cap or ratio",
         "`kp`: 4 records; every record may be matched: 4 eligible",

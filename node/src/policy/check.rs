@@ -131,7 +131,11 @@ fn peer_section(
         .offers
         .iter()
         .map(|name| match eligibility.get(name) {
-            Some(counts) => format!("`{name}` ({} eligible records)", counts.kept),
+            Some(counts) => format!(
+                "`{name}` ({} eligible record{})",
+                counts.kept,
+                plural(counts.kept)
+            ),
             None => format!("`{name}` (not available)"),
         })
         .collect();
@@ -144,7 +148,7 @@ fn peer_section(
         },
     );
     let modes = effective_modes(peer);
-    let mut mode_text = names(&modes);
+    let mut mode_text = described(&modes);
     let blocked: Vec<AllowedMode> = peer
         .modes
         .iter()
@@ -154,7 +158,7 @@ fn peer_section(
     if !blocked.is_empty() {
         let _ = write!(
             mode_text,
-            " ({} refused because of the disclosure threshold)",
+            "; {} refused because of the disclosure threshold",
             names(&blocked)
         );
     }
@@ -228,7 +232,7 @@ fn peer_section(
     row(
         "at once",
         match p.max_concurrent_sessions {
-            Some(max) => format!("at most {max} sessions"),
+            Some(max) => format!("at most {max} session{}", plural(max.into())),
             None => "no per-peer limit (the node-wide limit applies)".to_owned(),
         },
     );
@@ -272,6 +276,30 @@ fn oracle_gaps(peer: &PeerConfig) -> Vec<&'static str> {
         gaps.push("no session rate limit");
     }
     gaps
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The modes, each with what it lets the peer (as initiator) and us learn.
+fn described(modes: &[AllowedMode]) -> String {
+    if modes.is_empty() {
+        return "none: this peer cannot start a session".to_owned();
+    }
+    modes
+        .iter()
+        .map(|mode| {
+            let what = match mode {
+                AllowedMode::Both => "each side learns its own matched records",
+                AllowedMode::Initiator => "the peer learns its matched records, we nothing",
+                AllowedMode::Responder => "we learn our matched records, the peer nothing",
+                AllowedMode::Cardinality => "both learn only the count",
+            };
+            format!("{mode} ({what})")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn names(modes: &[AllowedMode]) -> String {
