@@ -17,8 +17,8 @@ use anyhow::{Context, ensure};
 use blindmatch_protocol::group::BlindingKey;
 use blindmatch_protocol::ident::{IdentKind, KindSet, Normaliser};
 use blindmatch_protocol::session::{
-    DEFAULT_BATCH_SIZE, Event, Initiator, InitiatorConfig, PreparedSet, PreparedSetBuilder, Responder,
-    ResponderConfig, Session,
+    DEFAULT_BATCH_SIZE, Event, Initiator, InitiatorConfig, PreparedSet, PreparedSetBuilder,
+    Responder, ResponderConfig, Session,
 };
 use blindmatch_protocol::wire::{MAX_FRAME_LEN, OutputMode};
 use clap::Args;
@@ -82,7 +82,10 @@ pub struct BenchReport {
 /// Runs the bench and prints the report.
 pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     ensure!(args.n > 0, "--n must be at least 1");
-    ensure!((0.0..=1.0).contains(&args.overlap), "--overlap must be between 0 and 1");
+    ensure!(
+        (0.0..=1.0).contains(&args.overlap),
+        "--overlap must be between 0 and 1"
+    );
     let say = |m: &str| {
         if !args.json {
             eprintln!("bench: {m}");
@@ -101,7 +104,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let (b_set, b_values) = prepare(&lists.b);
     let expected = count_common(&a_values, &b_values);
     drop(lists);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
 
     say("measuring the crypto floor");
     let cpu0 = cpu_seconds();
@@ -141,7 +146,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         intersection: (found, expected),
     };
     println!("{}", serde_json::to_string(&report)?);
-    ensure!(found == expected, "the session found {found} matches, expected {expected}");
+    ensure!(
+        found == expected,
+        "the session found {found} matches, expected {expected}"
+    );
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -149,7 +157,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
 /// the (kind code, value) list for the floor.
 fn prepare(records: &[SynthRecord]) -> (PreparedSet, Vec<(u8, String)>) {
     let normaliser = Normaliser::default();
-    let kinds = KindSet::empty().with(IdentKind::Email).with(IdentKind::NameCompany);
+    let kinds = KindSet::empty()
+        .with(IdentKind::Email)
+        .with(IdentKind::NameCompany);
     let ids: Vec<Vec<(u8, String)>> = records
         .par_iter()
         .map(|r| {
@@ -207,12 +217,21 @@ fn floor(a: &[(u8, String)], b: &[(u8, String)]) {
 }
 
 /// Both parties over real QUIC with pinned mutual TLS; returns (matches, (sent, received)).
-async fn session(a_set: PreparedSet, b_set: PreparedSet, mode: OutputMode) -> anyhow::Result<(u64, (u64, u64))> {
+async fn session(
+    a_set: PreparedSet,
+    b_set: PreparedSet,
+    mode: OutputMode,
+) -> anyhow::Result<(u64, (u64, u64))> {
     let a_id = NodeIdentity::generate("bench-initiator")?;
     let b_id = NodeIdentity::generate("bench-responder")?;
     let tuning = TransportTuning::default();
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let server = transport::server_endpoint(loopback, &b_id, PinnedPeers::new([a_id.fingerprint()]), &tuning)?;
+    let server = transport::server_endpoint(
+        loopback,
+        &b_id,
+        PinnedPeers::new([a_id.fingerprint()]),
+        &tuning,
+    )?;
     let addr = server.local_addr()?;
     let options = DriverOptions {
         idle_timeout: Duration::from_secs(60),
@@ -225,15 +244,28 @@ async fn session(a_set: PreparedSet, b_set: PreparedSet, mode: OutputMode) -> an
         let (conn, _) = transport::accept(incoming).await?;
         let (send, recv) = conn.accept_bi().await?;
         let mut reader = FrameReader(recv);
-        let hello = reader.read_frame(MAX_FRAME_LEN).await?.context("no Hello")?;
+        let hello = reader
+            .read_frame(MAX_FRAME_LEN)
+            .await?
+            .context("no Hello")?;
         let mut session = Responder::new(ResponderConfig {
             channel_binding: transport::channel_binding(&conn)?,
             ..ResponderConfig::default()
         });
         session.handle_frame(&hello)?;
-        ensure!(matches!(session.poll_event(), Some(Event::HelloReceived(_))), "no Hello event");
+        ensure!(
+            matches!(session.poll_event(), Some(Event::HelloReceived(_))),
+            "no Hello event"
+        );
         session.accept(b_set, &mut rand::rng())?;
-        let report = driver::run(session, reader, FrameWriter(send), Arc::new(Traffic::default()), responder_options).await;
+        let report = driver::run(
+            session,
+            reader,
+            FrameWriter(send),
+            Arc::new(Traffic::default()),
+            responder_options,
+        )
+        .await;
         let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
         report.result.map_err(anyhow::Error::from)
     });
@@ -243,11 +275,21 @@ async fn session(a_set: PreparedSet, b_set: PreparedSet, mode: OutputMode) -> an
     let mut config = InitiatorConfig::new([7; 16], "", "bench", mode);
     config.channel_binding = transport::channel_binding(&conn)?;
     let session = Initiator::new(config, a_set, &mut rand::rng())?;
-    let report = driver::run(session, FrameReader(recv), FrameWriter(send), Arc::new(Traffic::default()), options).await;
+    let report = driver::run(
+        session,
+        FrameReader(recv),
+        FrameWriter(send),
+        Arc::new(Traffic::default()),
+        options,
+    )
+    .await;
     transport::close(&conn, blindmatch_protocol::error::CloseCode::OK, "done");
     let outcome = report.result?;
     let theirs = responder.await??;
-    let found = outcome.intersection_size.or(theirs.intersection_size).unwrap_or(0);
+    let found = outcome
+        .intersection_size
+        .or(theirs.intersection_size)
+        .unwrap_or(0);
     client.shutdown().await;
     Ok((found, (report.bytes_sent, report.bytes_received)))
 }
@@ -262,7 +304,12 @@ fn cpu_seconds() -> f64 {
         return 0.0;
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // USER_HZ is 100 on every Linux platform Rust supports.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -272,9 +319,11 @@ fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<u64>().ok())
+            })
         })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
