@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -77,6 +77,9 @@ struct Counters {
 struct Shared {
     faults: Mutex<Faults>,
     dark: AtomicBool,
+    /// Go dark once this many datagrams have been seen.
+    dark_after: AtomicU64,
+    dark_since: Mutex<Option<Instant>>,
     counters: Counters,
     client: Mutex<Option<SocketAddr>>,
 }
@@ -100,6 +103,8 @@ impl Relay {
         let shared = Arc::new(Shared {
             faults: Mutex::new(faults),
             dark: AtomicBool::new(false),
+            dark_after: AtomicU64::new(u64::MAX),
+            dark_since: Mutex::new(None),
             counters: Counters::default(),
             client: Mutex::new(None),
         });
@@ -126,7 +131,18 @@ impl Relay {
 
     /// Drops everything in both directions (`true`) or forwards again (`false`).
     pub fn go_dark(&self, dark: bool) {
-        self.shared.dark.store(dark, Ordering::SeqCst);
+        self.shared.set_dark(dark);
+    }
+
+    /// Goes dark by itself once `datagrams` datagrams have been seen (both directions
+    /// together), e.g. in the middle of a session.
+    pub fn go_dark_after(&self, datagrams: u64) {
+        self.shared.dark_after.store(datagrams, Ordering::SeqCst);
+    }
+
+    /// When the link last went dark, if it is dark.
+    pub fn dark_since(&self) -> Option<Instant> {
+        *self.shared.dark_since.lock().expect("dark lock")
     }
 
     /// Replaces the faults applied from now on.
@@ -155,6 +171,18 @@ impl Drop for Relay {
     }
 }
 
+impl Shared {
+    fn set_dark(&self, dark: bool) {
+        let mut since = self.dark_since.lock().expect("dark lock");
+        if dark && since.is_none() {
+            *since = Some(Instant::now());
+        } else if !dark {
+            *since = None;
+        }
+        self.dark.store(dark, Ordering::SeqCst);
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Direction {
     ToServer,
@@ -176,7 +204,10 @@ async fn forward(
             Err(_) => continue,
         };
         let counters = &shared.counters;
-        counters.seen.fetch_add(1, Ordering::Relaxed);
+        let seen = counters.seen.fetch_add(1, Ordering::Relaxed) + 1;
+        if seen >= shared.dark_after.load(Ordering::SeqCst) && !shared.dark.load(Ordering::SeqCst) {
+            shared.set_dark(true);
+        }
         let dest = match direction {
             Direction::ToServer => {
                 *shared.client.lock().expect("client lock") = Some(source);
