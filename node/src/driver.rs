@@ -59,6 +59,9 @@ impl DriverError {
     pub fn close_code(&self) -> CloseCode {
         match self {
             DriverError::Protocol(err) => err.close_code(),
+            DriverError::Transport(
+                TransportError::FrameTooLarge { .. } | TransportError::TruncatedFrame { .. },
+            ) => CloseCode::INVALID_MESSAGE,
             DriverError::Transport(_) | DriverError::PeerClosedEarly => CloseCode::INTERNAL,
             DriverError::Timeout(_) => CloseCode::TIMEOUT,
             DriverError::Cancelled => CloseCode::CANCELLED,
@@ -131,7 +134,7 @@ pub async fn run<S: Session + 'static>(
     let (in_tx, in_rx) = mpsc::channel::<Result<Vec<u8>, TransportError>>(CHANNEL_FRAMES);
     let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(CHANNEL_FRAMES);
     let reader_task = tokio::spawn(read_frames(reader, in_tx, Arc::clone(&traffic)));
-    let writer_task = tokio::spawn(write_frames(writer, out_rx, Arc::clone(&traffic)));
+    let mut writer_task = tokio::spawn(write_frames(writer, out_rx, Arc::clone(&traffic)));
 
     let handle = tokio::runtime::Handle::current();
     let pump_options = options.clone();
@@ -148,17 +151,25 @@ pub async fn run<S: Session + 'static>(
         ),
     };
     // The writer drains what the session queued (our Finish, or an Abort) and waits
-    // until the peer acknowledged it, so closing afterwards loses nothing.
-    match writer_task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => {
+    // until the peer acknowledged it, so closing afterwards loses nothing. A peer that
+    // stops reading cannot hold it (and the session's permit) for longer than the
+    // idle timeout.
+    match tokio::time::timeout(options.idle_timeout, &mut writer_task).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(err))) => {
             if result.is_ok() {
                 result = Err(err.into());
             }
         }
-        Err(err) => {
+        Ok(Err(err)) => {
             if result.is_ok() {
                 result = Err(DriverError::Internal(format!("writer failed: {err}")));
+            }
+        }
+        Err(_) => {
+            writer_task.abort();
+            if result.is_ok() {
+                result = Err(DriverError::Timeout(options.idle_timeout));
             }
         }
     }
@@ -316,9 +327,16 @@ fn pump_session<S: Session>(
         }
         drain_events(session, &mut outcome, &mut failure);
     }
+    // A failure the session did not see itself (a broken frame, a timeout) still owes
+    // the peer an Abort with its close code.
+    if let Some(err) = &failure
+        && !session.is_closed()
+    {
+        abort(session, out_tx, &mut pending_out, err.close_code());
+    }
     if let Some(frame) = pending_out.take() {
         // Best effort: the writer may already be gone if the stream failed.
-        let _ = handle.block_on(out_tx.send(frame));
+        let _ = out_tx.try_send(frame);
     }
     match (outcome, failure) {
         (Some(outcome), None) => Ok(outcome),
