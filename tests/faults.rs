@@ -1,7 +1,8 @@
 //! Network faults, dying peers and load, between real nodes over QUIC on loopback.
 //!
 //! - A lossy link (5 % loss, 50 ms added delay, through the UDP relay in
-//!   `support::relay`) gives exactly the result of a clean link.
+//!   `support::relay`) gives exactly the result of a clean link; so does one that
+//!   duplicates and reorders datagrams.
 //! - A link that goes dark mid-session ends it on both sides with a timeout within the
 //!   idle timeout; nothing partial is left and both audit logs record the abort.
 //! - A responder killed with SIGKILL mid-session makes the initiator fail within the
@@ -135,6 +136,44 @@ async fn lossy_link_matches_clean_link(n: usize) {
         n / 2 + 1,
         "header and one row per match"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_and_reordered_datagrams_change_nothing() {
+    let n = 2_000;
+    let p = Pair::new(n, 30);
+    let server = Server::start(&p.provider);
+    let relay = Relay::start(
+        server.addr,
+        Faults {
+            delay: Duration::from_millis(5),
+            jitter: Duration::from_millis(5),
+            duplicate: 0.05,
+            reorder: 0.05,
+            reorder_by: Duration::from_millis(20),
+            ..Faults::none()
+        },
+        13,
+    )
+    .await;
+    pin(&p.crm, "provider", p.provider.fingerprint, relay.addr, &[]);
+    let out = p.out_dir().join("shuffled.csv");
+    let summary = run_match(&p.crm, "provider", "crm", out.clone())
+        .await
+        .expect("session over a duplicating, reordering link");
+    let stats = relay.stats();
+    server.stop().await;
+    eprintln!("relay {stats:?}");
+    assert!(stats.duplicated > 0 && stats.reordered > 0, "{stats:?}");
+    assert_eq!(summary.intersection, Some((n / 2) as u64));
+    let expected: BTreeSet<String> = (n / 2..n).map(|i| format!("r{i}")).collect();
+    let text = std::fs::read_to_string(&out).expect("result file");
+    let got: BTreeSet<String> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next().map(str::to_owned))
+        .collect();
+    assert_eq!(got, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
