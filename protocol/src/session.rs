@@ -30,6 +30,7 @@ mod exchange;
 mod initiator;
 mod prepared;
 mod responder;
+mod sent_set;
 
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,12 @@
 //! The exchange phase shared by both roles: stream own blinded elements, re-blind the
 //! peer's, return what the mode says, intersect, and confirm with `Finish`.
 
-use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 
 use rand_core::CryptoRng;
 use subtle::ConstantTimeEq;
 
+use super::sent_set::SentSet;
 use super::{
     Event, MatchedRecord, Outcome, PreparedSet, Progress, Role, learns_count, learns_records,
 };
@@ -51,12 +51,15 @@ pub(super) struct Exchange {
     own_sent: u64,
     /// Truncated encodings of every blinded point we sent, to catch a peer that
     /// reflects them back as its own or returns them without re-blinding.
-    sent_prefixes: HashSet<DoubleBytes, BuildHasherDefault<PrefixHasher>>,
+    sent_prefixes: SentSet,
     peer_total: u64,
     peer_received: u64,
     /// `H(y)^(ba)` for the peer's elements, kept when we learn anything.
     peer_double: Vec<DoubleBytes>,
     reply: Reply,
+    /// Cardinality mode: how many of the sorted `peer_double` values went back so far
+    /// (`None` until the peer's whole set has arrived and been sorted).
+    sorted_reply_pos: Option<usize>,
     sorted_reply_sent: bool,
     /// Our own doubly-blinded values as returned by the peer (send order, or sorted).
     own_double: Vec<DoubleBytes>,
@@ -88,8 +91,16 @@ impl Exchange {
         } else {
             Reply::SortedAtEnd
         };
-        let mut sent_prefixes = HashSet::default();
-        sent_prefixes.reserve(set.len());
+        let learns = learns_count(mode, role);
+        let keeps_peer_values = learns || reply == Reply::SortedAtEnd;
+        // Sized once: our own count is known; the peer's is its declared size, capped
+        // so a hostile declaration cannot make us reserve without bound (policy limits
+        // it further before a session starts; beyond the cap the vector just grows).
+        let peer_reserve = if keeps_peer_values {
+            usize::try_from(peer_total.min(PEER_RESERVE_CAP)).unwrap_or(0)
+        } else {
+            0
+        };
         Self {
             role,
             mode,
@@ -98,13 +109,14 @@ impl Exchange {
             key,
             order,
             own_sent: 0,
-            sent_prefixes,
+            sent_prefixes: SentSet::with_capacity(set.len()),
             peer_total,
             peer_received: 0,
-            peer_double: Vec::new(),
+            peer_double: Vec::with_capacity(peer_reserve),
             reply,
+            sorted_reply_pos: None,
             sorted_reply_sent: false,
-            own_double: Vec::new(),
+            own_double: Vec::with_capacity(if learns { set.len() } else { 0 }),
             transcript,
             outbox: VecDeque::new(),
             our_finish: None,
@@ -160,6 +172,9 @@ impl Exchange {
         if let Some(frame) = self.outbox.pop_front() {
             return Some(frame);
         }
+        if self.send_sorted_reply_chunk() {
+            return self.outbox.pop_front();
+        }
         if self.own_sent < self.own_total() {
             self.blind_next_batch();
             if self.own_sent == self.own_total() {
@@ -212,7 +227,9 @@ impl Exchange {
             .map(|&i| self.set.element(i as usize))
             .collect();
         let points = self.key.blind_identifiers(&items);
-        self.sent_prefixes.extend(points.iter().map(truncate));
+        for point in &points {
+            self.sent_prefixes.insert(truncate(point));
+        }
         self.own_sent = end as u64;
         self.send(&Message::Blinded(points));
     }
@@ -291,7 +308,6 @@ impl Exchange {
 
     /// Sends our `Finish` once everything owed in both directions has been handled.
     fn try_finish(&mut self) {
-        self.try_send_sorted_reply();
         if self.our_finish.is_some()
             || self.own_sent != self.own_total()
             || self.peer_received != self.peer_total
@@ -310,21 +326,31 @@ impl Exchange {
     }
 
     /// In cardinality mode, returns the peer's doubly-blinded values sorted (so their
-    /// order reveals nothing) as soon as the peer's whole set has arrived.
-    fn try_send_sorted_reply(&mut self) {
+    /// order reveals nothing) once the peer's whole set has arrived, one batch per
+    /// call so the reply never sits in memory twice. Returns whether it queued one.
+    fn send_sorted_reply_chunk(&mut self) -> bool {
         if self.reply != Reply::SortedAtEnd
             || self.sorted_reply_sent
             || self.peer_received != self.peer_total
         {
-            return;
+            return false;
         }
-        self.peer_double.sort_unstable();
-        let sorted = std::mem::take(&mut self.peer_double);
-        for chunk in sorted.chunks(MAX_BATCH_VALUES) {
-            self.send(&Message::Reblinded(chunk.to_vec()));
+        let start = match self.sorted_reply_pos {
+            Some(pos) => pos,
+            None => {
+                self.peer_double.sort_unstable();
+                0
+            }
+        };
+        let end = (start + MAX_BATCH_VALUES).min(self.peer_double.len());
+        let chunk = self.peer_double[start..end].to_vec();
+        self.sorted_reply_pos = Some(end);
+        self.sorted_reply_sent = end == self.peer_double.len();
+        if chunk.is_empty() {
+            return false;
         }
-        self.peer_double = sorted;
-        self.sorted_reply_sent = true;
+        self.send(&Message::Reblinded(chunk));
+        true
     }
 
     /// Sorts the peer's values once and counts our values found among them.
@@ -489,6 +515,9 @@ impl Queues {
     }
 }
 
+/// Most peer values reserved for up front (16 Mi values, 256 MiB): see `Exchange::new`.
+const PEER_RESERVE_CAP: u64 = 1 << 24;
+
 /// The per-session secrets: a fresh blinding key and the random send order.
 pub(super) struct Secrets {
     key: BlindingKey,
@@ -528,27 +557,6 @@ fn uniform_below<R: CryptoRng + ?Sized>(bound: u64, rng: &mut R) -> u64 {
         let x = rng.next_u64();
         if x < zone {
             return x % bound;
-        }
-    }
-}
-
-/// Hashes a 16-byte value by taking its first eight bytes: the values are outputs of
-/// a random-keyed group operation, already uniform, so SipHash would be wasted work.
-/// (Only our own values are stored; a peer can probe but not choose stored keys.)
-#[derive(Default)]
-pub(super) struct PrefixHasher(u64);
-
-impl Hasher for PrefixHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // `[u8; 16]` hashes as its bytes (arrays hash their slice without a length).
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
         }
     }
 }
