@@ -109,6 +109,8 @@ pub async fn run(
         .await
         .map_err(|e| NodeError::Other(format!("loading the dataset failed: {e}")))??;
     let set = dataset.prepared_set();
+    // Only the record ids are needed from here on (to name matched records).
+    let record_ids = dataset.into_record_ids();
     let our_size = set.len() as u64;
 
     let addr = peer.addr.resolve(&peer.name).await?;
@@ -180,7 +182,7 @@ pub async fn run(
                     .join(result_file_name(&peer.name, &session_id))
             });
             if let Err(source) = write_results(&path, matches, &|i| {
-                dataset.records().get(i as usize).map(|r| r.id.clone())
+                record_ids.get(i as usize).map(str::to_owned)
             }) {
                 node.record_or_warn(AuditEvent::SessionAborted {
                     facts: facts.facts(),
@@ -202,7 +204,7 @@ pub async fn run(
     Ok(MatchSummary {
         session_id: hex::encode(session_id),
         our_size,
-        our_records: dataset.len(),
+        our_records: record_ids.len(),
         their_size: outcome.peer_set_size,
         intersection: outcome.intersection_size,
         matched_records: outcome.matches.as_ref().map(Vec::len),

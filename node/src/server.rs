@@ -21,7 +21,7 @@ use tokio::sync::{Semaphore, watch};
 use tracing::{Instrument, info, warn};
 
 use crate::config::PeerPolicy;
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, RecordIds};
 use crate::driver::{self, DriverOptions, Traffic};
 use crate::identity::Fingerprint;
 use crate::node::{FactsBuilder, Node};
@@ -212,7 +212,7 @@ async fn serve_session(
     let Accepted {
         permit,
         active,
-        dataset,
+        record_ids,
         set,
         policy,
     } = accepted;
@@ -243,7 +243,7 @@ async fn serve_session(
         Ok(mut outcome) => {
             apply_threshold(&policy, &mut outcome);
             facts.outcome(&outcome);
-            if let Err(err) = store_results(node, &outcome, &dataset, peer_name) {
+            if let Err(err) = store_results(node, &outcome, &record_ids, peer_name) {
                 warn!(error = %err, "could not write results");
                 node.record_or_warn(AuditEvent::SessionAborted {
                     facts: facts.facts(),
@@ -273,7 +273,7 @@ async fn serve_session(
 struct Accepted {
     permit: tokio::sync::OwnedSemaphorePermit,
     active: ActiveSession,
-    dataset: Arc<Dataset>,
+    record_ids: Arc<RecordIds>,
     set: PreparedSet,
     policy: PeerPolicy,
 }
@@ -312,11 +312,12 @@ async fn decide(
     let loaded = tokio::task::spawn_blocking(move || {
         Dataset::load(&data_dir, &name).map(|dataset| {
             let (set, eligibility) = policy::eligible_set(&dataset, &dataset_policy);
-            (dataset, set, eligibility)
+            // Only the record ids are needed from here on (to name matched records).
+            (dataset.into_record_ids(), set, eligibility)
         })
     })
     .await;
-    let (dataset, set, eligibility) = match loaded {
+    let (record_ids, set, eligibility) = match loaded {
         Ok(Ok(loaded)) => loaded,
         Ok(Err(err)) => {
             warn!(error = %err, "offered dataset cannot be loaded");
@@ -340,7 +341,7 @@ async fn decide(
     Ok(Accepted {
         permit,
         active,
-        dataset: Arc::new(dataset),
+        record_ids: Arc::new(record_ids),
         set,
         policy: peer.policy,
     })
@@ -372,7 +373,7 @@ async fn flush(session: &mut Responder, writer: &mut FrameWriter) {
 fn store_results(
     node: &Node,
     outcome: &Outcome,
-    dataset: &Dataset,
+    record_ids: &RecordIds,
     peer_name: &str,
 ) -> std::io::Result<()> {
     let Some(matches) = &outcome.matches else {
@@ -382,7 +383,7 @@ fn store_results(
         .results_dir()
         .join(result_file_name(peer_name, &outcome.session_id));
     write_results(&path, matches, &|i| {
-        dataset.records().get(i as usize).map(|r| r.id.clone())
+        record_ids.get(i as usize).map(str::to_owned)
     })
 }
 

@@ -66,7 +66,9 @@ pub use import::{
 pub use report::{ImportReport, RejectionCount};
 pub use revoke::{RevokeReport, revoke};
 
-pub use store::{Dataset, DatasetEntry, FORMAT_VERSION, MAGIC, StoredRecord, list, remove};
+pub use store::{
+    Dataset, DatasetEntry, FORMAT_VERSION, MAGIC, RecordIds, StoredRecord, list, remove,
+};
 
 /// Name of the datasets directory inside the data directory.
 pub const DATASETS_DIR: &str = "datasets";

@@ -84,11 +84,19 @@ impl fmt::Debug for StoredRecord {
     }
 }
 
-/// A stored dataset, loaded whole.
+/// A stored dataset, loaded whole and checked, kept in its compact stored form.
+///
+/// The record bytes stay encoded (about 30 bytes per identifier) with one offset per
+/// record; records are decoded on demand. Holding a million records as
+/// [`StoredRecord`]s would cost several allocations and ~300 bytes each, more than a
+/// whole session's working set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dataset {
     meta: DatasetMeta,
-    records: Vec<StoredRecord>,
+    /// The encoded records, back to back (validated at load).
+    bytes: Vec<u8>,
+    /// Where each record starts in `bytes`.
+    offsets: Vec<u64>,
 }
 
 impl Dataset {
@@ -107,7 +115,7 @@ impl Dataset {
                 source,
             },
         })?;
-        let dataset = decode(&path, &bytes)?;
+        let dataset = decode(&path, bytes)?;
         if dataset.meta.name != name {
             return Err(corrupt(
                 &path,
@@ -125,29 +133,47 @@ impl Dataset {
         &self.meta
     }
 
-    /// The records, in input order.
-    pub fn records(&self) -> &[StoredRecord] {
-        &self.records
+    /// The records, in input order, decoded one at a time.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = StoredRecord> + '_ {
+        (0..self.offsets.len()).map(|i| self.record(i))
+    }
+
+    /// Record `index`. Panics if `index` is out of range, like slice indexing.
+    pub fn record(&self, index: usize) -> StoredRecord {
+        let mut reader = Reader {
+            bytes: &self.bytes,
+            pos: self.offset(index),
+        };
+        // Every record was decoded once by `load`, so this cannot fail.
+        reader
+            .record()
+            .unwrap_or_else(|problem| unreachable!("record validated at load: {problem}"))
     }
 
     /// Number of records.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.offsets.len()
     }
 
     /// True when there is no record (never for a dataset stored by an import).
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.offsets.is_empty()
     }
 
     /// The id of record `index` (a record index from a [`PreparedSet`] result).
     /// Panics if `index` is out of range, like slice indexing.
     pub fn record_id(&self, index: usize) -> &str {
-        &self.records[index].id
+        let mut reader = Reader {
+            bytes: &self.bytes,
+            pos: self.offset(index),
+        };
+        reader
+            .str()
+            .unwrap_or_else(|problem| unreachable!("record validated at load: {problem}"))
     }
 
     /// Every identifier of every record, ready for a session; record index `i` in the
-    /// results is `self.records()[i]`.
+    /// results is `self.record(i)`.
     pub fn prepared_set(&self) -> PreparedSet {
         self.prepared_set_where(|_| true)
     }
@@ -157,8 +183,8 @@ impl Dataset {
     pub fn prepared_set_where(&self, keep: impl Fn(&StoredRecord) -> bool) -> PreparedSet {
         let mut builder = PreparedSetBuilder::new();
         // `decode` and `import` both cap the record count at u32::MAX + 1.
-        for (index, record) in (0u32..).zip(&self.records) {
-            if keep(record) {
+        for (index, record) in (0u32..).zip(self.records()) {
+            if keep(&record) {
                 for (kind, value) in &record.identifiers {
                     builder.add_normalised(index, *kind, value.as_bytes());
                 }
@@ -167,9 +193,60 @@ impl Dataset {
         builder.build()
     }
 
-    /// Splits the dataset into its metadata and records.
+    /// Splits the dataset into its metadata and decoded records.
     pub fn into_parts(self) -> (DatasetMeta, Vec<StoredRecord>) {
-        (self.meta, self.records)
+        let records = self.records().collect();
+        (self.meta, records)
+    }
+
+    /// Keeps only the record ids, which is all a session needs once its prepared set
+    /// is built (results name records by id).
+    pub fn into_record_ids(self) -> RecordIds {
+        let mut ids = RecordIds {
+            bytes: Vec::new(),
+            ends: Vec::with_capacity(self.len()),
+        };
+        for index in 0..self.len() {
+            ids.bytes
+                .extend_from_slice(self.record_id(index).as_bytes());
+            ids.ends.push(ids.bytes.len() as u64);
+        }
+        ids.bytes.shrink_to_fit();
+        ids
+    }
+
+    fn offset(&self, index: usize) -> usize {
+        // Offsets index into `bytes`, which is in memory, so they fit in usize.
+        self.offsets[index] as usize
+    }
+}
+
+/// The ids of a dataset's records, by record index: one buffer, one end offset each.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordIds {
+    bytes: Vec<u8>,
+    ends: Vec<u64>,
+}
+
+impl RecordIds {
+    /// The id of record `index`, if there is one.
+    pub fn get(&self, index: usize) -> Option<&str> {
+        let end = *self.ends.get(index)? as usize;
+        let start = match index {
+            0 => 0,
+            _ => self.ends[index - 1] as usize,
+        };
+        std::str::from_utf8(self.bytes.get(start..end)?).ok()
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when there is no record.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
     }
 }
 
@@ -316,9 +393,9 @@ pub(crate) fn encode_file(meta: &DatasetMeta, records: Vec<u8>) -> io::Result<Ve
     Ok(file)
 }
 
-/// Parses a whole dataset file.
-pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<Dataset, DatasetError> {
-    let meta_len = check_preamble(path, bytes)?;
+/// Parses a whole dataset file, keeping its record bytes.
+pub(crate) fn decode(path: &Path, mut bytes: Vec<u8>) -> Result<Dataset, DatasetError> {
+    let meta_len = check_preamble(path, &bytes)?;
     let meta_end = PREAMBLE_LEN + meta_len;
     if bytes.len() < meta_end + CHECKSUM_LEN {
         return Err(corrupt(path, "the file is truncated".to_owned()));
@@ -332,9 +409,18 @@ pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<Dataset, DatasetError>
     }
     check_normalisation(path, content)?;
     let meta = parse_meta(path, &content[PREAMBLE_LEN..meta_end])?;
-    let records = decode_records(&content[meta_end..], meta.counts.accepted)
+    let offsets = index_records(&content[meta_end..], meta.counts.accepted)
         .map_err(|problem| corrupt(path, problem))?;
-    Ok(Dataset { meta, records })
+    // Keep only the records: drop the checksum, then the preamble and metadata.
+    let content_len = content.len();
+    bytes.truncate(content_len);
+    bytes.drain(..meta_end);
+    bytes.shrink_to_fit();
+    Ok(Dataset {
+        meta,
+        bytes,
+        offsets,
+    })
 }
 
 /// Reads only the preamble and metadata of a dataset file.
@@ -415,7 +501,8 @@ fn parse_meta(path: &Path, json: &[u8]) -> Result<DatasetMeta, DatasetError> {
     Ok(meta)
 }
 
-fn decode_records(bytes: &[u8], count: u64) -> Result<Vec<StoredRecord>, String> {
+/// Checks every record and returns where each starts.
+fn index_records(bytes: &[u8], count: u64) -> Result<Vec<u64>, String> {
     if count > u64::from(u32::MAX) + 1 {
         return Err(format!("record count {count} is out of range"));
     }
@@ -424,12 +511,12 @@ fn decode_records(bytes: &[u8], count: u64) -> Result<Vec<StoredRecord>, String>
     let capacity = usize::try_from(count)
         .unwrap_or(usize::MAX)
         .min(bytes.len() / 5);
-    let mut records = Vec::with_capacity(capacity);
+    let mut offsets = Vec::with_capacity(capacity);
     for index in 0..count {
-        let record = reader
+        offsets.push(reader.pos as u64);
+        reader
             .record()
             .map_err(|problem| format!("record {}: {problem}", index + 1))?;
-        records.push(record);
     }
     if reader.pos != bytes.len() {
         return Err(format!(
@@ -437,7 +524,7 @@ fn decode_records(bytes: &[u8], count: u64) -> Result<Vec<StoredRecord>, String>
             bytes.len() - reader.pos
         ));
     }
-    Ok(records)
+    Ok(offsets)
 }
 
 struct Reader<'a> {
@@ -445,7 +532,7 @@ struct Reader<'a> {
     pos: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn record(&mut self) -> Result<StoredRecord, &'static str> {
         let id = self.string()?;
         let flags = self.byte()?;
@@ -503,16 +590,19 @@ impl Reader<'_> {
     }
 
     fn string(&mut self) -> Result<String, &'static str> {
+        self.str().map(str::to_owned)
+    }
+
+    fn str(&mut self) -> Result<&'a str, &'static str> {
         let len = self.varint()?;
         let remaining = self.bytes.len() - self.pos;
         if len > remaining as u64 {
             return Err("a length runs past the end of the data");
         }
-        let slice = &self.bytes[self.pos..self.pos + len as usize];
+        let bytes: &'a [u8] = self.bytes;
+        let slice = &bytes[self.pos..self.pos + len as usize];
         self.pos += len as usize;
-        std::str::from_utf8(slice)
-            .map(str::to_owned)
-            .map_err(|_| "text is not UTF-8")
+        std::str::from_utf8(slice).map_err(|_| "text is not UTF-8")
     }
 }
 

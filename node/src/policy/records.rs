@@ -70,13 +70,16 @@ pub fn eligible_set(dataset: &Dataset, policy: &DatasetPolicy) -> (PreparedSet, 
 }
 
 /// Counts what `policy` keeps of `records`.
-pub fn count(records: &[StoredRecord], policy: &DatasetPolicy) -> Eligibility {
+pub fn count(
+    records: impl ExactSizeIterator<Item = StoredRecord>,
+    policy: &DatasetPolicy,
+) -> Eligibility {
     let mut counts = Eligibility {
         records: records.len() as u64,
         ..Eligibility::default()
     };
     for record in records {
-        match exclusion(policy, record) {
+        match exclusion(policy, &record) {
             None => counts.kept += 1,
             Some(Exclusion::NoLegalBasis) => counts.no_legal_basis += 1,
             Some(Exclusion::LegalBasisNotAccepted) => counts.legal_basis_not_accepted += 1,
@@ -152,14 +155,14 @@ mod tests {
             record("e", Some(" "), None, None),
         ];
         let open = DatasetPolicy::default();
-        assert_eq!(count(&records, &open).kept, 5);
+        assert_eq!(count(records.iter().cloned(), &open).kept, 5);
         let policy = DatasetPolicy {
             require_legal_basis: true,
             require_source: true,
             legal_bases: vec!["consent".into(), "contract".into()],
             ..DatasetPolicy::default()
         };
-        let counts = count(&records, &policy);
+        let counts = count(records.iter().cloned(), &policy);
         assert_eq!(
             counts,
             Eligibility {

@@ -74,7 +74,7 @@ pub(super) fn stored_files(data: &Path) -> Vec<String> {
 }
 
 pub(super) fn ids(dataset: &Dataset) -> Vec<&str> {
-    dataset.records().iter().map(|r| r.id.as_str()).collect()
+    (0..dataset.len()).map(|i| dataset.record_id(i)).collect()
 }
 
 /// Replaces the trailing checksum so a deliberate edit passes it.

@@ -89,7 +89,7 @@ fn truncated_or_corrupted_files_are_clear_errors() {
             let mut edited = good.clone();
             edited[position] = value;
             reseal(&mut edited);
-            let _ = store::decode(&path, &edited);
+            let _ = store::decode(&path, edited.clone());
         }
     }
     let mut bad_kind = good.clone();
@@ -99,7 +99,7 @@ fn truncated_or_corrupted_files_are_clear_errors() {
     assert_eq!(bad_kind[kind_at], IdentKind::Email.code());
     bad_kind[kind_at] = 9;
     reseal(&mut bad_kind);
-    let message = store::decode(&path, &bad_kind).unwrap_err().to_string();
+    let message = store::decode(&path, bad_kind).unwrap_err().to_string();
     assert!(
         message.contains("record 1: unknown identifier kind"),
         "{message}"
