@@ -11,7 +11,10 @@
 //!   stays bounded and the two sides can never deadlock on full pipes.
 //!
 //! A peer that goes silent for longer than the idle timeout (even while keeping the
-//! QUIC connection alive) ends the session with [`CloseCode::TIMEOUT`].
+//! QUIC connection alive) ends the session with [`CloseCode::TIMEOUT`]. A peer that goes
+//! away at the transport level (resets or stops the stream, ends it early, closes the
+//! connection, or the connection is lost) ends it with [`CloseCode::PEER_GONE`]; only our
+//! own failures are [`CloseCode::INTERNAL`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,14 +40,20 @@ pub enum DriverError {
     /// The protocol failed (our detection or the peer's `Abort`/`Reject`).
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
-    /// The connection or stream failed.
+    /// The connection or stream failed on our side, or its framing was broken.
     #[error("connection failed: {0}")]
-    Transport(#[from] TransportError),
+    Transport(TransportError),
+    /// The peer went away mid-session: it reset or stopped the stream, closed the
+    /// connection, or the connection was lost ([`CloseCode::PEER_GONE`]).
+    #[error("{}; {RETRY}", peer_gone_text(.0))]
+    PeerGone(TransportError),
     /// The peer sent nothing for longer than the idle timeout.
     #[error("the peer sent nothing for {0:?}; session aborted (timeout)")]
     Timeout(Duration),
     /// The peer ended the stream before the session finished.
-    #[error("the peer closed the stream before the session finished")]
+    #[error(
+        "the peer closed the connection mid-session: it ended the session stream before the session finished; {RETRY}"
+    )]
     PeerClosedEarly,
     /// We were asked to stop (shutdown).
     #[error("session cancelled (node shutting down)")]
@@ -52,6 +61,22 @@ pub enum DriverError {
     /// The session thread failed unexpectedly.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What the peer-gone messages end with.
+const RETRY: &str = "the session produced no result; run it again, and ask the peer's operator if it keeps happening";
+
+impl From<TransportError> for DriverError {
+    /// Sorts a transport failure: the peer going away is [`DriverError::PeerGone`],
+    /// anything else (our side, broken framing, the QUIC idle timeout) stays
+    /// [`DriverError::Transport`].
+    fn from(err: TransportError) -> Self {
+        if is_peer_gone(&err) {
+            DriverError::PeerGone(err)
+        } else {
+            DriverError::Transport(err)
+        }
+    }
 }
 
 impl DriverError {
@@ -62,11 +87,61 @@ impl DriverError {
             DriverError::Transport(
                 TransportError::FrameTooLarge { .. } | TransportError::TruncatedFrame { .. },
             ) => CloseCode::INVALID_MESSAGE,
-            DriverError::Transport(_) | DriverError::PeerClosedEarly => CloseCode::INTERNAL,
+            // QUIC's own idle timeout, which runs alongside ours.
+            DriverError::Transport(TransportError::TimedOut { .. }) => CloseCode::TIMEOUT,
+            DriverError::Transport(_) => CloseCode::INTERNAL,
+            DriverError::PeerGone(_) | DriverError::PeerClosedEarly => CloseCode::PEER_GONE,
             DriverError::Timeout(_) => CloseCode::TIMEOUT,
             DriverError::Cancelled => CloseCode::CANCELLED,
             DriverError::Internal(_) => CloseCode::INTERNAL,
         }
+    }
+}
+
+/// Whether `err` means the peer went away (rather than a failure of ours, broken
+/// framing or a timeout).
+pub fn is_peer_gone(err: &TransportError) -> bool {
+    use quinn::ConnectionError as C;
+    match err {
+        TransportError::StreamReset { .. }
+        | TransportError::StreamStopped { .. }
+        | TransportError::PeerClosed { .. } => true,
+        TransportError::Connection { source, .. } => matches!(
+            source,
+            C::ApplicationClosed(_) | C::ConnectionClosed(_) | C::Reset | C::TransportError(_)
+        ),
+        _ => false,
+    }
+}
+
+/// Says how the peer went away, in words an operator reads in the CLI and audit log.
+fn peer_gone_text(err: &TransportError) -> String {
+    use quinn::ConnectionError as C;
+    match err {
+        TransportError::PeerClosed { code, reason } if reason.is_empty() => {
+            format!("the peer closed the connection mid-session (its close code: {code})")
+        }
+        TransportError::PeerClosed { code, reason } => format!(
+            "the peer closed the connection mid-session (its close code: {code}, \"{reason}\")"
+        ),
+        TransportError::StreamReset { code } => format!(
+            "the peer closed the connection mid-session: it reset the session stream (code {code})"
+        ),
+        TransportError::StreamStopped { code } => format!(
+            "the peer closed the connection mid-session: it stopped reading the session stream (code {code})"
+        ),
+        TransportError::Connection {
+            source: source @ (C::ConnectionClosed(_) | C::ApplicationClosed(_)),
+            ..
+        } => format!("the peer closed the connection mid-session ({source})"),
+        TransportError::Connection {
+            source: C::Reset, ..
+        } => "the peer closed the connection mid-session: it reset the connection (it may have restarted)"
+            .to_owned(),
+        TransportError::Connection { source, .. } => {
+            format!("the connection to the peer was lost mid-session ({source})")
+        }
+        other => format!("the connection to the peer was lost mid-session: {other}"),
     }
 }
 
@@ -440,3 +515,7 @@ async fn write_frames(
     }
     writer.finish().await
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

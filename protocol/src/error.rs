@@ -206,6 +206,11 @@ impl CloseCode {
     pub const LIMIT_EXCEEDED: Self = Self(9);
     /// Points reflected or not re-blinded.
     pub const BAD_POINTS: Self = Self(10);
+    /// The peer went away mid-session at the transport level: it reset or stopped the
+    /// session stream, ended it early, closed the connection, or the connection was lost.
+    /// Distinct from [`INTERNAL`](Self::INTERNAL) (our own failure) and from
+    /// [`TIMEOUT`](Self::TIMEOUT) (the peer went silent).
+    pub const PEER_GONE: Self = Self(11);
 
     /// A short name for logs and messages.
     pub fn name(self) -> &'static str {
@@ -221,6 +226,7 @@ impl CloseCode {
             Self::TIMEOUT => "timeout",
             Self::LIMIT_EXCEEDED => "limit-exceeded",
             Self::BAD_POINTS => "bad-points",
+            Self::PEER_GONE => "peer-gone",
             _ => "unknown",
         }
     }
@@ -261,5 +267,62 @@ impl Error {
             Error::PeerAborted(code) => *code,
             Error::ApiMisuse(_) | Error::InvalidArgument(_) => CloseCode::INTERNAL,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::wire::Message;
+
+    const KNOWN: [CloseCode; 12] = [
+        CloseCode::OK,
+        CloseCode::INVALID_MESSAGE,
+        CloseCode::PROTOCOL_VIOLATION,
+        CloseCode::INCOMPATIBLE,
+        CloseCode::REFUSED,
+        CloseCode::FINISH_MISMATCH,
+        CloseCode::INTERNAL,
+        CloseCode::CANCELLED,
+        CloseCode::TIMEOUT,
+        CloseCode::LIMIT_EXCEEDED,
+        CloseCode::BAD_POINTS,
+        CloseCode::PEER_GONE,
+    ];
+
+    #[test]
+    fn close_codes_are_dense_and_named_once() {
+        for (i, code) in KNOWN.iter().enumerate() {
+            assert_eq!(usize::from(code.0), i, "{code:?} out of sequence");
+            assert_ne!(code.name(), "unknown", "{code:?} has no name");
+        }
+        let mut names: Vec<&str> = KNOWN.iter().map(|c| c.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), KNOWN.len(), "two codes share a name");
+    }
+
+    #[test]
+    fn peer_gone_is_its_own_code() {
+        assert_eq!(CloseCode::PEER_GONE.0, 11);
+        assert_eq!(CloseCode::PEER_GONE.to_string(), "peer-gone (11)");
+        assert_ne!(CloseCode::PEER_GONE, CloseCode::INTERNAL);
+    }
+
+    #[test]
+    fn unknown_codes_decode_and_show_as_unknown() {
+        for code in [CloseCode::PEER_GONE, CloseCode(12), CloseCode(u16::MAX)] {
+            let frame = Message::Abort(code).to_frame();
+            match Message::decode(&frame).unwrap() {
+                Message::Abort(got) => assert_eq!(got, code),
+                other => panic!("decoded {:?}", other.message_type()),
+            }
+        }
+        assert_eq!(CloseCode(12).to_string(), "unknown (12)");
+        assert_eq!(
+            Error::PeerAborted(CloseCode(12)).close_code(),
+            CloseCode(12)
+        );
     }
 }
