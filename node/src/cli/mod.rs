@@ -75,8 +75,9 @@ pub enum Command {
     /// Run two nodes on this machine over real QUIC with generated contact lists,
     /// match them, check the results against the known answer, and print a report.
     Demo(crate::demo::DemoArgs),
-    /// Measure a whole session over QUIC on loopback against the crypto floor; prints
-    /// one JSON line (wall, CPU per element per party, floor, ratio, peak memory, bytes).
+    /// Measure a whole session between two node processes over QUIC on loopback
+    /// against the crypto floor; prints one JSON line (wall, CPU per element per party,
+    /// floor, ratio, each party's peak memory, bytes on the wire).
     Bench(crate::bench::BenchArgs),
 }
 
@@ -84,13 +85,15 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.quiet, cli.verbose);
-    match run(cli) {
+    let code = match run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    crate::bench::procstats::write_own_stats_if_asked();
+    code
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
