@@ -185,8 +185,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         threads: rayon::current_num_threads(),
         wall_s: matched.wall.as_secs_f64(),
         session_s: ours.duration_ms as f64 / 1e3,
-        cpu_us_per_element_per_party: (matched.stats.cpu_s + server_stats.cpu_s) * 1e6
-            / per_party,
+        cpu_us_per_element_per_party: (matched.stats.cpu_s + server_stats.cpu_s) * 1e6 / per_party,
         floor_s: floor_wall.as_secs_f64(),
         floor_cpu_us_per_element_per_party: floor_cpu * 1e6 / floor_elements,
         ratio: matched.wall.as_secs_f64() / floor_wall.as_secs_f64(),
