@@ -35,14 +35,19 @@ impl Party {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.exe);
-        cmd.arg("--data-dir").arg(&self.dir).arg("--quiet").args(args);
+        cmd.arg("--data-dir")
+            .arg(&self.dir)
+            .arg("--quiet")
+            .args(args);
         cmd.env_remove(STATS_ENV);
         cmd
     }
 
     /// Runs a command to completion; fails with its stderr if it fails.
     pub fn run(&self, args: &[&str]) -> anyhow::Result<Finished> {
-        let stats_file = self.dir.with_extension(format!("stats-{}", std::process::id()));
+        let stats_file = self
+            .dir
+            .with_extension(format!("stats-{}", std::process::id()));
         let _ = std::fs::remove_file(&stats_file);
         let started = Instant::now();
         let output = self
@@ -126,12 +131,12 @@ impl Party {
         records
             .iter()
             .rev()
-            .find_map(|record| {
-                match AuditEvent::from_parts(&record.record_type, &record.fields) {
+            .find_map(
+                |record| match AuditEvent::from_parts(&record.record_type, &record.fields) {
                     Ok(Some(AuditEvent::SessionCompleted(facts))) => Some(facts),
                     _ => None,
-                }
-            })
+                },
+            )
             .with_context(|| format!("no completed session in {}", path.display()))
     }
 }

@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::SystemTime;
@@ -149,6 +150,21 @@ pub fn import(
     let header = header_names(path, opts.encoding, &record, header_line)?;
     let plan = Plan::resolve(path, opts, &header)?;
 
+    let dir = datasets_dir(data_dir);
+    fs::create_dir_all(&dir).map_err(|source| DatasetError::Storage {
+        action: "creating",
+        path: dir.clone(),
+        source,
+    })?;
+    // Accepted records stream to an unnamed temporary file (gone with the process,
+    // however it ends), so memory does not grow with the input.
+    let body_err = |source| DatasetError::Storage {
+        action: "writing a temporary file in",
+        path: dir.clone(),
+        source,
+    };
+    let mut body_file =
+        BufWriter::with_capacity(1 << 20, tempfile::tempfile_in(&dir).map_err(body_err)?);
     let mut state = State {
         plan: &plan,
         rejects: Rejects::new(),
@@ -203,6 +219,8 @@ pub fn import(
             state.counts.rows = row;
             state.apply(row, *line, record, checked);
         }
+        body_file.write_all(&state.body).map_err(body_err)?;
+        state.body.clear();
         if state.counts.accepted > MAX_RECORDS {
             return Err(DatasetError::TooManyRecords {
                 path: path.clone(),
@@ -219,7 +237,6 @@ pub fn import(
         counts,
         kinds,
         provenance,
-        body,
         ..
     } = state;
     let rejection_reasons = rejects.reasons();
@@ -234,12 +251,6 @@ pub fn import(
         });
     }
 
-    let dir = datasets_dir(data_dir);
-    fs::create_dir_all(&dir).map_err(|source| DatasetError::Storage {
-        action: "creating",
-        path: dir.clone(),
-        source,
-    })?;
     let report_path = rejects_path(data_dir, &opts.name);
     let report_bytes = rejects
         .into_bytes()
@@ -275,7 +286,15 @@ pub fn import(
         }
     })?;
     let dataset_path = dataset_path(data_dir, &opts.name);
-    store::write(&dataset_path, &meta, body)?;
+    let mut body = body_file
+        .into_inner()
+        .map_err(|err| body_err(err.into_error()))?;
+    body.seek(SeekFrom::Start(0)).map_err(body_err)?;
+    store::write_streamed(
+        &dataset_path,
+        &meta,
+        &mut BufReader::with_capacity(1 << 20, body),
+    )?;
     tracing::info!(
         dataset = %opts.name,
         rows = counts.rows,
@@ -387,16 +406,26 @@ fn csv_error(path: &Path, err: csv::Error) -> DatasetError {
     }
 }
 
+/// What duplicate detection keeps of a record id: 16 bytes of its SHA-256, a fixed
+/// size whatever the id's length (two ids colliding among 10^9 has probability below
+/// 10^-20). Record ids are the caller's keys, not personal identifiers.
+fn id_key(id: &str) -> [u8; 16] {
+    let digest = Sha256::digest(id.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
 /// Everything accumulated while reading rows.
 struct State<'a> {
     plan: &'a Plan,
     rejects: Rejects,
     counts: ImportCounts,
-    /// Record id → row of the accepted record holding it.
-    seen: HashMap<String, u64>,
+    /// Record id (as [`id_key`]) → row of the accepted record holding it.
+    seen: HashMap<[u8; 16], u64>,
     kinds: BTreeSet<IdentKind>,
     provenance: ProvenanceCounts,
-    /// Accepted records in the stored encoding.
+    /// Accepted records of the current batch in the stored encoding.
     body: Vec<u8>,
 }
 
@@ -431,7 +460,8 @@ impl State<'_> {
                 id.to_owned()
             }
         };
-        if let Some(first) = self.seen.get(&id) {
+        let key = id_key(&id);
+        if let Some(first) = self.seen.get(&key) {
             let label = plan.id.as_ref().map_or("", |c| c.label.as_str());
             let reason = format!("record id already used by row {first}; this row is dropped");
             self.rejects.add(row, line, label, "duplicate_id", &reason);
@@ -471,7 +501,7 @@ impl State<'_> {
         self.provenance.legal_basis += u64::from(stored.legal_basis.is_some());
         self.provenance.consent += u64::from(stored.consent.is_some());
         self.provenance.source += u64::from(stored.source.is_some());
-        self.seen.insert(stored.id, row);
+        self.seen.insert(key, row);
     }
 
     fn reject_row(&mut self, row: u64, line: u64, column: &str, code: &'static str, reason: &str) {

@@ -27,7 +27,7 @@
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use blindmatch_protocol::ident::{IdentKind, NORMALISATION_VERSION};
@@ -38,7 +38,7 @@ use super::{
     DATASET_EXTENSION, DatasetError, DatasetMeta, check_name, dataset_path, datasets_dir,
     rejects_path,
 };
-use crate::identity::{Access, write_file_atomic};
+use crate::identity::{Access, write_file_atomic_with};
 
 /// First bytes of every dataset file.
 pub const MAGIC: [u8; 8] = *b"\x89BMDS\r\n\x1a";
@@ -361,18 +361,69 @@ pub(crate) fn encode_record(out: &mut Vec<u8>, record: &StoredRecord) {
 
 /// Writes a dataset file atomically from its metadata and encoded records.
 pub(crate) fn write(path: &Path, meta: &DatasetMeta, records: Vec<u8>) -> Result<(), DatasetError> {
+    write_streamed(path, meta, &mut records.as_slice())
+}
+
+/// Writes a dataset file atomically from its metadata and encoded records read from
+/// `records` (e.g. a temporary file an import streamed them to), hashing as it copies
+/// so the records are never in memory whole.
+pub(crate) fn write_streamed(
+    path: &Path,
+    meta: &DatasetMeta,
+    records: &mut dyn Read,
+) -> Result<(), DatasetError> {
     let storage = |source| DatasetError::Storage {
         action: "writing",
         path: path.to_owned(),
         source,
     };
-    let file = encode_file(meta, records).map_err(storage)?;
-    write_file_atomic(path, &file, Access::OwnerOnly).map_err(storage)
+    let head = encode_head(meta).map_err(storage)?;
+    write_file_atomic_with(path, Access::OwnerOnly, |out| {
+        let mut hashing = HashingWriter {
+            inner: out,
+            hasher: Sha256::new(),
+        };
+        hashing.write_all(&head)?;
+        io::copy(records, &mut hashing)?;
+        let checksum = hashing.hasher.finalize();
+        hashing.inner.write_all(&checksum)
+    })
+    .map_err(storage)
+}
+
+/// Passes writes through while hashing them.
+struct HashingWriter<'a> {
+    inner: &'a mut dyn Write,
+    hasher: Sha256,
+}
+
+impl Write for HashingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The bytes of a dataset file. `records` (encoded by [`encode_record`], as many as
 /// `meta.counts.accepted`) is reused as the file buffer, so no second copy is made.
+#[cfg(test)]
 pub(crate) fn encode_file(meta: &DatasetMeta, records: Vec<u8>) -> io::Result<Vec<u8>> {
+    let head = encode_head(meta)?;
+    let mut file = records;
+    file.reserve_exact(head.len() + CHECKSUM_LEN);
+    file.splice(0..0, head);
+    let checksum = Sha256::digest(&file);
+    file.extend_from_slice(&checksum);
+    Ok(file)
+}
+
+/// Preamble and metadata: everything before the records.
+fn encode_head(meta: &DatasetMeta) -> io::Result<Vec<u8>> {
     let meta_json = serde_json::to_vec(meta).map_err(io::Error::other)?;
     let meta_len = u32::try_from(meta_json.len())
         .ok()
@@ -384,13 +435,7 @@ pub(crate) fn encode_file(meta: &DatasetMeta, records: Vec<u8>) -> io::Result<Ve
     head.extend_from_slice(&meta.normalisation_version.to_le_bytes());
     head.extend_from_slice(&meta_len.to_le_bytes());
     head.extend_from_slice(&meta_json);
-
-    let mut file = records;
-    file.reserve_exact(head.len() + CHECKSUM_LEN);
-    file.splice(0..0, head);
-    let checksum = Sha256::digest(&file);
-    file.extend_from_slice(&checksum);
-    Ok(file)
+    Ok(head)
 }
 
 /// Parses a whole dataset file, keeping its record bytes.

@@ -33,6 +33,16 @@ impl Access {
 /// The temporary file is created with the final permissions already set, so a
 /// private key is never readable by others, not even for an instant.
 pub(crate) fn write_file(path: &Path, contents: &[u8], access: Access) -> io::Result<()> {
+    write_file_with(path, access, |out| out.write_all(contents))
+}
+
+/// Like [`write_file`], with the contents produced by `fill` writing to the temporary
+/// file (buffered), so large files never need to be in memory whole.
+pub(crate) fn write_file_with(
+    path: &Path,
+    access: Access,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = parent_dir(path);
     let file_name = path
         .file_name()
@@ -45,7 +55,11 @@ pub(crate) fn write_file(path: &Path, contents: &[u8], access: Access) -> io::Re
     #[cfg(not(unix))]
     let _ = access;
     let mut temp = builder.tempfile_in(dir)?;
-    temp.write_all(contents)?;
+    {
+        let mut buffered = io::BufWriter::with_capacity(1 << 20, temp.as_file_mut());
+        fill(&mut buffered)?;
+        buffered.flush()?;
+    }
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|err| err.error)?;
     sync_dir(dir)

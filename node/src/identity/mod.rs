@@ -44,7 +44,9 @@ use rustls::sign::CertifiedKey;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-pub(crate) use atomic::{Access, write_file as write_file_atomic};
+pub(crate) use atomic::{
+    Access, write_file as write_file_atomic, write_file_with as write_file_atomic_with,
+};
 pub use fingerprint::Fingerprint;
 
 /// Name of the identity directory inside the data directory.
