@@ -62,6 +62,19 @@ pub enum AuditEvent {
         /// Dataset name.
         name: String,
     },
+    /// Records were revoked from a dataset (`dataset revoke`: consent withdrawn) and the
+    /// dataset was rewritten without them. Neither the records nor their ids are named.
+    DatasetRevoked {
+        /// Dataset name.
+        name: String,
+        /// The dataset's new version: SHA-256 (hex) of its stored records after the
+        /// revocation. It identifies the whole remaining dataset, not any person.
+        version: String,
+        /// Records removed.
+        revoked: u64,
+        /// Records left.
+        remaining: u64,
+    },
     /// A session was asked for (initiator: `Hello` sent; responder: `Hello` received).
     SessionRequested(SessionFacts),
     /// The responder accepted the session.
@@ -85,6 +98,23 @@ pub enum AuditEvent {
         close_code: u32,
         /// What went wrong (never personal data).
         error: String,
+    },
+    /// A pinned peer's connection ended before a valid `Hello` (it opened no stream, sent
+    /// something undecodable, closed, or went silent), so no session exists. Coalesced by
+    /// the node: at most one record per peer, reason and close code per interval, with
+    /// `attempts` counting the ones it stands for.
+    ConnectionAborted {
+        /// The peer's certificate fingerprint.
+        peer_fingerprint: String,
+        /// Our local name for the peer.
+        peer_name: String,
+        /// Why, in fixed words (never anything the peer sent).
+        reason: String,
+        /// The close code the connection ended with.
+        close_code: u32,
+        /// Failed attempts this record accounts for (1, or more when repeated attempts
+        /// were not recorded one by one).
+        attempts: u64,
     },
     /// A signed checkpoint inside the log: the number of records before it and the hash of
     /// the last of them (equal to this record's `seq` and `prev`).
@@ -171,17 +201,19 @@ pub struct SessionFacts {
 
 impl AuditEvent {
     /// Every record type this version knows, in declaration order.
-    pub const TYPES: [&'static str; 12] = [
+    pub const TYPES: [&'static str; 14] = [
         "node_initialised",
         "peer_added",
         "peer_removed",
         "dataset_imported",
         "dataset_removed",
+        "dataset_revoked",
         "session_requested",
         "session_accepted",
         "session_refused",
         "session_completed",
         "session_aborted",
+        "connection_aborted",
         "checkpoint",
         "audit_repaired",
     ];
@@ -194,11 +226,13 @@ impl AuditEvent {
             AuditEvent::PeerRemoved { .. } => "peer_removed",
             AuditEvent::DatasetImported { .. } => "dataset_imported",
             AuditEvent::DatasetRemoved { .. } => "dataset_removed",
+            AuditEvent::DatasetRevoked { .. } => "dataset_revoked",
             AuditEvent::SessionRequested(_) => "session_requested",
             AuditEvent::SessionAccepted(_) => "session_accepted",
             AuditEvent::SessionRefused { .. } => "session_refused",
             AuditEvent::SessionCompleted(_) => "session_completed",
             AuditEvent::SessionAborted { .. } => "session_aborted",
+            AuditEvent::ConnectionAborted { .. } => "connection_aborted",
             AuditEvent::Checkpoint { .. } => "checkpoint",
             AuditEvent::AuditRepaired { .. } => "audit_repaired",
         }

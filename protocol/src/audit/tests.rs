@@ -818,6 +818,12 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
             normalisation_version: 1,
         },
         AuditEvent::DatasetRemoved { name: "d".into() },
+        AuditEvent::DatasetRevoked {
+            name: "d".into(),
+            version: "22".repeat(32),
+            revoked: 2,
+            remaining: 5,
+        },
         AuditEvent::SessionRequested(f.clone()),
         AuditEvent::SessionAccepted(f.clone()),
         AuditEvent::SessionRefused {
@@ -829,6 +835,13 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
             facts: f.clone(),
             close_code: 7,
             error: "timeout".into(),
+        },
+        AuditEvent::ConnectionAborted {
+            peer_fingerprint: "f".into(),
+            peer_name: "p".into(),
+            reason: "no Hello within the idle timeout".into(),
+            close_code: 8,
+            attempts: 3,
         },
         AuditEvent::Checkpoint {
             count: 5,
@@ -874,6 +887,10 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
         "torn_bytes",
         "torn_sha256",
         "moved_to",
+        "version",
+        "revoked",
+        "remaining",
+        "attempts",
     ];
     assert_eq!(events.len(), AuditEvent::TYPES.len());
     for (event, type_name) in events.iter().zip(AuditEvent::TYPES) {
@@ -925,6 +942,50 @@ fn timestamps_are_validated_and_ordered_by_instant() {
     assert!(t("2025-01-01T00:00:05Z") < t("2025-01-01T00:00:05.5Z"));
     assert!(t("2025-01-01T00:00:05.5Z") < t("2025-01-01T00:00:05.51Z"));
     assert!(t("2025-01-01T00:00:05.9Z") < t("2025-01-01T00:00:06Z"));
+}
+
+/// `dataset_revoked` and `connection_aborted` are known types: they verify as such (not
+/// as a newer node's records), and cross-checking ignores them, since they belong to no
+/// session.
+#[test]
+fn revocations_and_aborted_connections_verify_and_cross_check() {
+    let (mut a, b) = two_logs(6);
+    let before = cross_check(
+        &read_records(a.text.as_bytes()).0,
+        &read_records(b.text.as_bytes()).0,
+    );
+    a.append(AuditEvent::DatasetRevoked {
+        name: "kp-contacts".into(),
+        version: "33".repeat(32),
+        revoked: 1,
+        remaining: 41,
+    });
+    for reason in [
+        "no Hello within the idle timeout",
+        "undecodable first frame",
+    ] {
+        a.append(AuditEvent::ConnectionAborted {
+            peer_fingerprint: fp("crm-b"),
+            peer_name: "crm-b".into(),
+            reason: reason.into(),
+            close_code: 1,
+            attempts: 7,
+        });
+    }
+    let report = verify_log(&a.text, Some(&key(1).verifying_key())).unwrap();
+    assert_eq!(report.unknown_types, 0, "{report:?}");
+    assert_eq!(report.sessions, 7, "no session is invented");
+    let records = read_records(a.text.as_bytes()).0;
+    let types: Vec<&str> = records.iter().map(|r| r.record_type.as_str()).collect();
+    assert!(types.contains(&"dataset_revoked"));
+    assert_eq!(
+        types.iter().filter(|t| **t == "connection_aborted").count(),
+        2
+    );
+    let after = cross_check(&records, &read_records(b.text.as_bytes()).0);
+    assert!(after.agrees(), "{after:#?}");
+    assert_eq!(after.compared.len(), before.compared.len());
+    assert_eq!(after.only_in_a.len(), 0);
 }
 
 #[test]
