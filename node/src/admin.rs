@@ -1,5 +1,5 @@
-//! Operations that change a node's setup: create it, pin and unpin peers, import and
-//! remove datasets. Each is recorded in the audit log before it is reported done.
+//! Operations that change a node's setup: create it, pin and unpin peers, import,
+//! revoke records from and remove datasets. Each is recorded in the audit log before it is reported done.
 //! Used by the CLI and by the demo, so both follow the same path.
 
 use std::net::SocketAddr;
@@ -12,7 +12,9 @@ use blindmatch_protocol::ident::NORMALISATION_VERSION;
 
 use crate::audit::AuditLog;
 use crate::config::{AllowedMode, NodeConfig, PeerAddr, PeerConfig};
-use crate::dataset::{self, DatasetCommand, DatasetOutcome, ImportOptions, ImportReport};
+use crate::dataset::{
+    self, DatasetCommand, DatasetOutcome, ImportOptions, ImportReport, RevokeReport,
+};
 use crate::identity::{Fingerprint, NodeIdentity};
 use crate::node::NodeError;
 
@@ -128,7 +130,8 @@ pub fn import_dataset(data_dir: &Path, options: &ImportOptions) -> Result<Import
     Ok(report)
 }
 
-/// Runs a `dataset` subcommand and records imports and removals in the audit log.
+/// Runs a `dataset` subcommand and records imports, revocations and removals in the
+/// audit log.
 pub fn dataset_command(data_dir: &Path, cmd: DatasetCommand, quiet: bool) -> anyhow::Result<()> {
     let identity = NodeIdentity::load(data_dir)?;
     let mut log = AuditLog::open(data_dir, identity.audit_key())?;
@@ -143,21 +146,25 @@ pub fn dataset_command(data_dir: &Path, cmd: DatasetCommand, quiet: bool) -> any
         DatasetOutcome::Removed { name, .. } => {
             log.append(AuditEvent::DatasetRemoved { name })?;
         }
-        DatasetOutcome::Revoked(report) if report.removed > 0 => {
-            // No dedicated record type yet: a revocation is recorded as the dataset
-            // being re-stored, with the revocation list's hash as its input.
-            log.append(AuditEvent::DatasetImported {
-                name: report.name,
-                accepted: report.remaining,
-                rejected: report.removed,
-                duplicates: 0,
-                input_sha256: report.ids_sha256,
-                normalisation_version: u32::from(NORMALISATION_VERSION),
-            })?;
+        DatasetOutcome::Revoked(report) => {
+            if let Some(event) = revoked_event(report) {
+                log.append(event)?;
+            }
         }
         _ => {}
     }
     Ok(())
+}
+
+/// The `dataset_revoked` record of a revocation that rewrote the dataset (none when no
+/// record was removed).
+fn revoked_event(report: RevokeReport) -> Option<AuditEvent> {
+    Some(AuditEvent::DatasetRevoked {
+        version: report.version?,
+        name: report.name,
+        revoked: report.removed,
+        remaining: report.remaining,
+    })
 }
 
 fn imported_event(name: &str, report: &ImportReport) -> AuditEvent {
@@ -170,3 +177,7 @@ fn imported_event(name: &str, report: &ImportReport) -> AuditEvent {
         normalisation_version: u32::from(NORMALISATION_VERSION),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

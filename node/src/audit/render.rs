@@ -5,6 +5,7 @@ use std::io::Write;
 use blindmatch_protocol::audit::{
     AuditEvent, CrossCheckReport, KeySource, Record, VerifyFault, VerifyReport,
 };
+use blindmatch_protocol::error::CloseCode;
 
 pub(super) fn print_verdict(
     out: &mut dyn Write,
@@ -273,6 +274,32 @@ fn describe(event: &AuditEvent) -> String {
             )
         }
         AuditEvent::DatasetRemoved { name } => format!("dataset {name}"),
+        AuditEvent::DatasetRevoked {
+            name,
+            version,
+            revoked,
+            remaining,
+        } => format!(
+            "dataset {name}: {revoked} record{} revoked (consent withdrawn), {remaining} left; new version sha256 {version}",
+            plural(*revoked)
+        ),
+        AuditEvent::ConnectionAborted {
+            peer_fingerprint,
+            peer_name,
+            reason,
+            close_code,
+            attempts,
+        } => {
+            let code = u16::try_from(*close_code)
+                .map_or_else(|_| close_code.to_string(), |c| CloseCode(c).to_string());
+            let times = match attempts {
+                1 => String::new(),
+                n => format!(" | {n} attempts"),
+            };
+            format!(
+                "no session: connection from {peer_name} ({peer_fingerprint}) ended before a valid Hello: {reason} | close code {code}{times}"
+            )
+        }
         AuditEvent::Checkpoint { count, head_hash } => {
             format!("{count} records before, last hash {head_hash}")
         }
@@ -285,6 +312,10 @@ fn describe(event: &AuditEvent) -> String {
         }
         other => format!("{other:?}"),
     }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 fn or_dash(text: &str) -> &str {

@@ -12,6 +12,11 @@
 //! import counts of the original CSV (`rows`, `rejected_rows`, `duplicates`) are kept,
 //! so `rows - accepted - rejected_rows - duplicates` is the number of records revoked
 //! since the import. Revoking every record is refused: remove the dataset instead.
+//!
+//! The report carries what the `dataset_revoked` audit record holds: the dataset's name,
+//! its new version (SHA-256 of the remaining stored records) and the counts. Neither the
+//! revoked ids nor a hash of the ids file is recorded: a file listing one id would make
+//! that hash a plain hash of the id.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
@@ -33,8 +38,9 @@ pub struct RevokeReport {
     pub remaining: u64,
     /// Ids in the file that matched no record (already revoked, or never imported).
     pub not_found: u64,
-    /// SHA-256 (hex) of the ids file: identifies the revocation list in the audit log.
-    pub ids_sha256: String,
+    /// The dataset's new version, SHA-256 (hex) of its stored records after the
+    /// revocation; `None` when nothing was removed and the dataset was left as it was.
+    pub version: Option<String>,
 }
 
 /// Removes the records whose ids are listed in `ids_file` from dataset `name`.
@@ -43,7 +49,6 @@ pub fn revoke(data_dir: &Path, name: &str, ids_file: &Path) -> Result<RevokeRepo
         path: ids_file.to_path_buf(),
         source,
     })?;
-    let ids_sha256 = hex::encode(Sha256::digest(&bytes));
     let text = String::from_utf8(bytes).map_err(|_| {
         DatasetError::InvalidOptions(format!(
             "{} is not UTF-8 text; list one record id per line",
@@ -66,12 +71,12 @@ pub fn revoke(data_dir: &Path, name: &str, ids_file: &Path) -> Result<RevokeRepo
             }
         })
         .collect();
-    let report = RevokeReport {
+    let mut report = RevokeReport {
         name: name.to_owned(),
         removed: before - kept.len() as u64,
         remaining: kept.len() as u64,
         not_found: (ids.len() - found.len()) as u64,
-        ids_sha256,
+        version: None,
     };
     if report.removed == 0 {
         return Ok(report);
@@ -98,7 +103,9 @@ pub fn revoke(data_dir: &Path, name: &str, ids_file: &Path) -> Result<RevokeRepo
     meta.counts.identifiers = identifiers;
     meta.kinds = kinds.into_iter().collect();
     meta.provenance = provenance;
+    let version = hex::encode(Sha256::digest(&encoded));
     write(&dataset_path(data_dir, name), &meta, encoded)?;
+    report.version = Some(version);
     Ok(report)
 }
 
