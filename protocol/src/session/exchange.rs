@@ -67,6 +67,8 @@ pub(super) struct Exchange {
     outbox: VecDeque<Vec<u8>>,
     our_finish: Option<Finish>,
     peer_finish: Option<Finish>,
+    /// The intersection size, once computed, when this side learns it.
+    our_count: Option<u64>,
 }
 
 impl Exchange {
@@ -121,6 +123,7 @@ impl Exchange {
             outbox: VecDeque::new(),
             our_finish: None,
             peer_finish: None,
+            our_count: None,
             set,
         }
     }
@@ -131,6 +134,13 @@ impl Exchange {
 
     fn learns_count(&self) -> bool {
         learns_count(self.mode, self.role)
+    }
+
+    /// Whether `Finish` carries the sender's count, so both sides can check they
+    /// agree: only when *both* may learn it (`both`, `cardinality`). In `initiator`
+    /// and `responder` modes the side meant to learn nothing must not receive it.
+    fn finish_carries_count(&self) -> bool {
+        learns_count(self.mode, self.role) && learns_count(self.mode, self.role.peer())
     }
 
     pub(super) fn progress(&self) -> Progress {
@@ -194,7 +204,7 @@ impl Exchange {
         if !bool::from(ours.transcript.ct_eq(&theirs.transcript)) {
             return Err(PeerMisbehaved::TranscriptMismatch.into());
         }
-        if theirs.intersection.is_some() != learns_count(self.mode, self.role.peer()) {
+        if theirs.intersection.is_some() != self.finish_carries_count() {
             return Err(PeerMisbehaved::UnexpectedMessage {
                 expected: "a Finish whose intersection field matches the mode",
                 got: "Finish",
@@ -213,7 +223,7 @@ impl Exchange {
             session_id: self.session_id,
             own_set_size: self.own_total(),
             peer_set_size: self.peer_total,
-            intersection_size: ours.intersection,
+            intersection_size: self.our_count,
             matches,
             transcript_hash: ours.transcript,
         }))
@@ -316,7 +326,8 @@ impl Exchange {
         {
             return;
         }
-        let intersection = self.learns_count().then(|| self.intersection_size());
+        self.our_count = self.learns_count().then(|| self.intersection_size());
+        let intersection = self.our_count.filter(|_| self.finish_carries_count());
         let finish = Finish {
             transcript: self.transcript.hash(),
             intersection,

@@ -171,6 +171,10 @@ impl Responder {
 
 impl Session for Responder {
     fn handle_frame(&mut self, frame: &[u8]) -> Result<(), Error> {
+        if self.state.is_closed() {
+            // Over already, and the peer was told: no second `Abort`.
+            return Err(PeerMisbehaved::AfterEnd.into());
+        }
         let result = self.on_frame(frame);
         self.queues.after_frame(&mut self.state, result)
     }

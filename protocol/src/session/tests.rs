@@ -631,3 +631,53 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn finish_tells_the_count_only_to_a_side_that_may_learn_it() {
+    for mode in OutputMode::ALL {
+        let finishes = std::cell::RefCell::new(Vec::new());
+        let r = fault_run(
+            mode,
+            Box::new(|dir, frame: &[u8], _: &mut Wire| {
+                if let Ok(Message::Finish(finish)) = Message::decode(frame) {
+                    finishes.borrow_mut().push((dir, finish.intersection));
+                }
+                vec![frame.to_vec()]
+            }),
+        );
+        let (a, b) = (
+            r.initiator.expect("initiator completes"),
+            r.responder.expect("responder completes"),
+        );
+        assert_eq!(
+            a.intersection_size.is_some(),
+            learns_count(mode, Role::Initiator)
+        );
+        assert_eq!(
+            b.intersection_size.is_some(),
+            learns_count(mode, Role::Responder)
+        );
+        let both_learn = learns_count(mode, Role::Initiator) && learns_count(mode, Role::Responder);
+        let finishes = finishes.into_inner();
+        assert_eq!(finishes.len(), 2, "{mode:?}: one Finish each way");
+        for (dir, count) in finishes {
+            assert_eq!(
+                count.is_some(),
+                both_learn,
+                "{mode:?}: Finish {dir:?} must carry a count only if both sides learn it"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_closed_session_answers_further_frames_with_nothing() {
+    let mut b = Responder::new(ResponderConfig::default());
+    assert!(b.handle_frame(&[]).is_err());
+    assert!(b.poll_transmit().is_some(), "one Abort for the bad frame");
+    assert!(b.poll_transmit().is_none());
+    for _ in 0..3 {
+        assert_eq!(b.handle_frame(&[]), Err(PeerMisbehaved::AfterEnd.into()));
+        assert!(b.poll_transmit().is_none(), "no second Abort");
+    }
+}
