@@ -11,11 +11,11 @@ use serde::Serialize;
 use blindmatch_protocol::ident::NORMALISATION_VERSION;
 
 use crate::audit::AuditLog;
-use crate::config::{AllowedMode, NodeConfig, PeerAddr, PeerConfig};
+use crate::config::{NodeConfig, PeerConfig};
 use crate::dataset::{
     self, DatasetCommand, DatasetOutcome, ImportOptions, ImportReport, RevokeReport,
 };
-use crate::identity::{Fingerprint, NodeIdentity};
+use crate::identity::NodeIdentity;
 use crate::node::NodeError;
 
 /// Default UDP listen address of `serve`.
@@ -69,33 +69,12 @@ pub fn node_id(data_dir: &Path) -> Result<NodeId, NodeError> {
     })
 }
 
-/// A peer to pin.
-#[derive(Debug, Clone)]
-pub struct NewPeer {
-    /// Local name.
-    pub name: String,
-    /// Address of its `serve`.
-    pub addr: PeerAddr,
-    /// Its certificate fingerprint.
-    pub fingerprint: Fingerprint,
-    /// Our datasets it may match against.
-    pub offers: Vec<String>,
-    /// Modes it may ask for (empty: all).
-    pub modes: Vec<AllowedMode>,
-    /// Largest set it may send.
-    pub max_peer_set_size: Option<u64>,
-}
-
-/// Pins a peer (saved to `node.toml`, recorded in the audit log).
-pub fn add_peer(data_dir: &Path, new: NewPeer) -> Result<PeerConfig, NodeError> {
+/// Pins `peer` (saved to `node.toml`, recorded in the audit log); build it with
+/// [`PeerConfig::new`] and its `offering`/`with_*` methods. Fails if its name or
+/// fingerprint is already pinned.
+pub fn add_peer(data_dir: &Path, peer: PeerConfig) -> Result<PeerConfig, NodeError> {
     let identity = NodeIdentity::load(data_dir)?;
     let mut config = NodeConfig::load(data_dir)?;
-    let mut peer = PeerConfig::new(&new.name, new.addr, new.fingerprint);
-    peer.offers = new.offers;
-    if !new.modes.is_empty() {
-        peer.modes = new.modes;
-    }
-    peer.max_peer_set_size = new.max_peer_set_size;
     config.add_peer(peer.clone())?;
     let mut log = AuditLog::open(data_dir, identity.audit_key())?;
     config.save(data_dir)?;

@@ -19,8 +19,8 @@ use blindmatch_protocol::audit::{Record, VerifyOptions, cross_check, verify_log_
 use blindmatch_protocol::wire::OutputMode;
 use clap::Args;
 
-use crate::admin::{self, NewPeer};
-use crate::config::PeerAddr;
+use crate::admin;
+use crate::config::{PeerAddr, PeerConfig};
 use crate::dataset::ImportOptions;
 use crate::matching::{self, MatchRequest};
 use crate::node::Node;
@@ -111,15 +111,13 @@ async fn run_in(root: &Path, args: &DemoArgs, quiet: bool) -> anyhow::Result<Str
     // The provider serves on an ephemeral loopback port.
     admin::add_peer(
         &provider,
-        NewPeer {
-            name: "crm".into(),
+        PeerConfig::new(
+            "crm",
             // The CRM only initiates in the demo; its address is informational.
-            addr: PeerAddr::from(SocketAddr::from(([127, 0, 0, 1], 7447))),
-            fingerprint: crm_id.fingerprint.parse()?,
-            offers: vec!["provider-kp".into()],
-            modes: Vec::new(),
-            max_peer_set_size: None,
-        },
+            PeerAddr::from(SocketAddr::from(([127, 0, 0, 1], 7447))),
+            crm_id.fingerprint.parse()?,
+        )
+        .offering(["provider-kp"]),
     )?;
     let provider_node = Node::open(&provider)?;
     let config = provider_node.config();
@@ -139,14 +137,11 @@ async fn run_in(root: &Path, args: &DemoArgs, quiet: bool) -> anyhow::Result<Str
 
     admin::add_peer(
         &crm,
-        NewPeer {
-            name: "provider".into(),
-            addr: PeerAddr::from(listen),
-            fingerprint: provider_id.fingerprint.parse()?,
-            offers: Vec::new(),
-            modes: Vec::new(),
-            max_peer_set_size: None,
-        },
+        PeerConfig::new(
+            "provider",
+            PeerAddr::from(listen),
+            provider_id.fingerprint.parse()?,
+        ),
     )?;
 
     say(&format!(

@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 
 use super::*;
 use crate::audit::{AuditCommand, LOG_FILE, run_with_output};
+use crate::config::{AllowedMode, PeerAddr};
+use crate::identity::Fingerprint;
 
 /// A record id distinctive enough that finding it in the log cannot be a coincidence.
 const WITHDRAWN: &str = "crm-0042-consent-withdrawn";
@@ -127,4 +129,39 @@ fn a_revocation_is_recorded_as_dataset_revoked_without_any_id() {
         verified.contains("VERIFIED: yes") && !verified.contains("does not know"),
         "{verified}"
     );
+}
+
+#[test]
+fn add_peer_takes_the_config_type_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    new_node(dir.path());
+    let addr: PeerAddr = "partner.example.com:7447".parse().unwrap();
+    let fingerprint: Fingerprint = "ab".repeat(32).parse().unwrap();
+    let mut wanted = PeerConfig::new("partner", addr, fingerprint)
+        .offering(["kp"])
+        .with_modes([AllowedMode::Cardinality])
+        .with_max_peer_set_size(Some(5_000));
+    wanted.policy.purposes = vec!["coverage check".into()];
+    let added = add_peer(dir.path(), wanted.clone()).unwrap();
+    assert_eq!(added, wanted);
+    // Everything given, policy included, is what `node.toml` now holds.
+    let config = NodeConfig::load(dir.path()).unwrap();
+    assert_eq!(config.peer("partner"), Some(&wanted));
+    let recorded = records(dir.path(), "peer_added");
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["fingerprint"], fingerprint.to_string());
+
+    // No `--mode`: every mode, as before.
+    let other: Fingerprint = "cd".repeat(32).parse().unwrap();
+    let peer = add_peer(
+        dir.path(),
+        PeerConfig::new("other", "10.0.0.5:7447".parse().unwrap(), other).with_modes([]),
+    )
+    .unwrap();
+    assert_eq!(peer.modes, AllowedMode::ALL.to_vec());
+    assert!(peer.offers.is_empty());
+
+    // Duplicates are refused and nothing is recorded for them.
+    assert!(add_peer(dir.path(), wanted).is_err());
+    assert_eq!(records(dir.path(), "peer_added").len(), 2);
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::admin;
-use crate::config::{AllowedMode, PeerAddr};
+use crate::config::{AllowedMode, PeerAddr, PeerConfig};
 use crate::identity::Fingerprint;
 
 /// `blindmatch init`.
@@ -106,14 +106,10 @@ pub fn peer(data_dir: &Path, cmd: PeerCommand) -> anyhow::Result<ExitCode> {
         } => {
             let peer = admin::add_peer(
                 data_dir,
-                admin::NewPeer {
-                    name,
-                    addr,
-                    fingerprint,
-                    offers,
-                    modes,
-                    max_peer_set_size,
-                },
+                PeerConfig::new(&name, addr, fingerprint)
+                    .offering(offers)
+                    .with_modes(modes)
+                    .with_max_peer_set_size(max_peer_set_size),
             )?;
             println!(
                 "pinned peer `{}` at {} ({})",

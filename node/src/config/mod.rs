@@ -334,7 +334,20 @@ impl Default for Limits {
 }
 
 impl PeerConfig {
-    /// A peer that offers nothing yet, may use every mode and has no size cap.
+    /// A peer that offers nothing yet, may use every mode, has no size cap and no other
+    /// policy; the `offering`/`with_*` methods adjust it, e.g. for
+    /// [`admin::add_peer`](crate::admin::add_peer):
+    ///
+    /// ```
+    /// # use blindmatch_node::config::{AllowedMode, PeerConfig};
+    /// # let addr = "partner.example.com:7447".parse().unwrap();
+    /// # let fingerprint = "00".repeat(32).parse().unwrap();
+    /// let peer = PeerConfig::new("partner", addr, fingerprint)
+    ///     .offering(["kp-contacts"])
+    ///     .with_modes([AllowedMode::Cardinality])
+    ///     .with_max_peer_set_size(Some(50_000));
+    /// assert!(peer.offers("kp-contacts") && !peer.allows_mode(AllowedMode::Both));
+    /// ```
     pub fn new(name: &str, addr: PeerAddr, fingerprint: Fingerprint) -> Self {
         Self {
             name: name.to_owned(),
@@ -345,6 +358,33 @@ impl PeerConfig {
             max_peer_set_size: None,
             policy: PeerPolicy::default(),
         }
+    }
+
+    /// This peer with the datasets it may match against (instead of none).
+    pub fn offering<I, S>(mut self, datasets: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.offers = datasets.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// This peer allowed only `modes`; an empty list leaves every mode allowed (as a
+    /// `peer add` without `--mode` does). To forbid every mode, clear
+    /// [`modes`](Self::modes) itself.
+    pub fn with_modes(mut self, modes: impl IntoIterator<Item = AllowedMode>) -> Self {
+        let modes: Vec<AllowedMode> = modes.into_iter().collect();
+        if !modes.is_empty() {
+            self.modes = modes;
+        }
+        self
+    }
+
+    /// This peer with the largest set it may declare (`None`: no cap).
+    pub fn with_max_peer_set_size(mut self, max: Option<u64>) -> Self {
+        self.max_peer_set_size = max;
+        self
     }
 
     /// Whether this peer may initiate a session with output `mode`.
