@@ -7,9 +7,18 @@
 //! session never stops the server. The peer's declared set size is what policy
 //! checked and charged, and the protocol's responder cuts the peer off at the first
 //! point beyond it, before re-blinding any point of that batch.
+//!
+//! Audit: a session is served only once `session_requested` (and then
+//! `session_accepted`) is durable in the audit log; if the log cannot be written, the
+//! session is refused (`Reject` internal-error) before anything is blinded. A connection
+//! that ends before a valid `Hello` (no stream, silence, an undecodable first frame, the
+//! stream or connection closed) is recorded as `connection_aborted` with the peer's
+//! fingerprint, a fixed reason and the close code, never anything the peer sent; such
+//! records are coalesced per peer and reason ([`NO_HELLO_INTERVAL`], see
+//! [`Coalescer`](crate::audit::Coalescer)), so a flood of them cannot grow the log without bound.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use blindmatch_protocol::audit::AuditEvent;
 use blindmatch_protocol::error::CloseCode;
@@ -18,20 +27,31 @@ use blindmatch_protocol::session::{
 };
 use blindmatch_protocol::wire::{Hello, MAX_FRAME_LEN, RejectReason};
 use tokio::sync::{Semaphore, watch};
-use tracing::{Instrument, info, warn};
+use tracing::{Instrument, error, info, warn};
 
 use crate::config::PeerPolicy;
 use crate::dataset::{Dataset, RecordIds};
-use crate::driver::{self, DriverOptions, Traffic};
+use crate::driver::{self, DriverError, DriverOptions, Traffic};
 use crate::identity::Fingerprint;
 use crate::node::{FactsBuilder, Node};
 use crate::policy::{self, ActiveSession, Disclosure, PolicyGuard, Refusal};
 use crate::results::write_results;
-use crate::transport::{self, FrameReader, FrameWriter};
+use crate::transport::{self, FrameReader, FrameWriter, TransportError};
+
+mod no_hello;
+
+use no_hello::{NoHello, NoHelloLog};
 
 /// How long in-flight sessions may run after shutdown was asked for before they are
 /// cancelled.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// At most one `connection_aborted` record per peer and reason per this interval; the
+/// others are counted into the next record (see [`Coalescer`](crate::audit::Coalescer)).
+pub const NO_HELLO_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What the peer sees when this node cannot write its audit log.
+const AUDIT_UNAVAILABLE: &str = "this node cannot write its audit log, so it serves no session until its operator repairs it; try again later";
 
 /// Serves sessions on `endpoint` until `shutdown` flips to `true`.
 pub async fn run(node: Arc<Node>, endpoint: quinn::Endpoint, mut shutdown: watch::Receiver<bool>) {
@@ -39,6 +59,9 @@ pub async fn run(node: Arc<Node>, endpoint: quinn::Endpoint, mut shutdown: watch
     let limit = config.limits.max_concurrent_sessions as usize;
     let permits = Arc::new(Semaphore::new(limit.max(1)));
     let guard = PolicyGuard::open(node.data_dir(), config.limits.replay_window_days);
+    let no_hello = Arc::new(NoHelloLog::new(Arc::clone(&node), NO_HELLO_INTERVAL));
+    let mut flush_tick = tokio::time::interval(NO_HELLO_INTERVAL / 4);
+    flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let mut sessions = tokio::task::JoinSet::new();
     loop {
@@ -46,15 +69,19 @@ pub async fn run(node: Arc<Node>, endpoint: quinn::Endpoint, mut shutdown: watch
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
                 let node = Arc::clone(&node);
-                let permits = Arc::clone(&permits);
-                let guard = Arc::clone(&guard);
+                let limiters = Limiters {
+                    permits: Arc::clone(&permits),
+                    guard: Arc::clone(&guard),
+                    no_hello: Arc::clone(&no_hello),
+                };
                 let cancel = cancel_rx.clone();
                 sessions.spawn(async move {
-                    handle_incoming(node, incoming, Limiters { permits, guard }, cancel).await
+                    handle_incoming(node, incoming, limiters, cancel).await
                 });
             }
             _ = shutdown.wait_for(|stop| *stop) => break,
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            _ = flush_tick.tick() => no_hello.record_due(Instant::now()),
         }
     }
     info!(in_flight = sessions.len(), "shutting down: no new sessions");
@@ -67,6 +94,7 @@ pub async fn run(node: Arc<Node>, endpoint: quinn::Endpoint, mut shutdown: watch
         let _ = cancel_tx.send(true);
         while sessions.join_next().await.is_some() {}
     }
+    no_hello.record_pending();
     endpoint.close(
         transport::close_code_to_varint(CloseCode::CANCELLED),
         b"shutting down",
@@ -74,11 +102,13 @@ pub async fn run(node: Arc<Node>, endpoint: quinn::Endpoint, mut shutdown: watch
     endpoint.wait_idle().await;
 }
 
-/// What bounds sessions across connections: the node-wide semaphore and the policy
-/// state (budgets, rate limits, replay, per-peer concurrency).
+/// What is shared across connections: the node-wide semaphore, the policy state
+/// (budgets, rate limits, replay, per-peer concurrency) and the coalesced record of
+/// connections that ended before a valid `Hello`.
 struct Limiters {
     permits: Arc<Semaphore>,
     guard: Arc<PolicyGuard>,
+    no_hello: Arc<NoHelloLog>,
 }
 
 async fn handle_incoming(
@@ -97,7 +127,14 @@ async fn handle_incoming(
     };
     let Some(peer) = node.config().peer_by_fingerprint(&fingerprint).cloned() else {
         // Pinned at handshake time but removed since: refuse before any message.
+        warn!(%remote, peer = %fingerprint, "connection from a peer no longer configured");
         transport::close(&conn, CloseCode::REFUSED, "unknown peer");
+        limiters.no_hello.note(
+            fingerprint,
+            "(no longer configured)",
+            NoHello::UnknownPeer,
+            CloseCode::REFUSED,
+        );
         return;
     };
     let span = tracing::info_span!("session", peer = %peer.name, %remote);
@@ -108,18 +145,35 @@ async fn handle_incoming(
             Ok(Ok(stream)) => stream,
             Ok(Err(err)) => {
                 warn!(error = %err, "peer opened no stream");
+                let code = match transport::peer_close_code(&err) {
+                    Some(code) => code,
+                    None => DriverError::from(transport::classify_connection_error(err, None))
+                        .close_code(),
+                };
+                limiters
+                    .no_hello
+                    .note(fingerprint, &peer.name, NoHello::GoneBeforeStream, code);
                 return;
             }
             Err(_) => {
+                warn!("peer opened no stream within the idle timeout");
                 transport::close(&conn, CloseCode::TIMEOUT, "no session opened");
+                limiters.no_hello.note(
+                    fingerprint,
+                    &peer.name,
+                    NoHello::NoStream,
+                    CloseCode::TIMEOUT,
+                );
                 return;
             }
         };
         let code = serve_session(
             &node,
             &conn,
-            fingerprint,
-            &peer.name,
+            Peer {
+                fingerprint,
+                name: &peer.name,
+            },
             FrameReader(recv),
             FrameWriter(send),
             &limiters,
@@ -138,64 +192,54 @@ async fn handle_incoming(
     .await;
 }
 
+/// The authenticated peer of a connection.
+#[derive(Clone, Copy)]
+struct Peer<'a> {
+    fingerprint: Fingerprint,
+    name: &'a str,
+}
+
 /// Runs one session as responder; returns the close code for the connection.
-#[allow(clippy::too_many_arguments)]
 async fn serve_session(
     node: &Arc<Node>,
     conn: &quinn::Connection,
-    peer_fp: Fingerprint,
-    peer_name: &str,
+    peer: Peer<'_>,
     mut reader: FrameReader,
     mut writer: FrameWriter,
     limiters: &Limiters,
     cancel: watch::Receiver<bool>,
 ) -> CloseCode {
     let idle = node.idle_timeout();
-    let binding = match transport::channel_binding(conn) {
-        Ok(binding) => binding,
-        Err(err) => {
-            warn!(error = %err, "no channel binding");
-            return CloseCode::INTERNAL;
-        }
-    };
-    let mut responder = Responder::new(ResponderConfig {
-        channel_binding: binding,
-        ..ResponderConfig::default()
-    });
     // 1. Hello, within the idle timeout.
-    let first = match tokio::time::timeout(idle, reader.read_frame(MAX_FRAME_LEN)).await {
-        Ok(Ok(Some(frame))) => frame,
-        Ok(Ok(None)) => return CloseCode::OK,
-        Ok(Err(err)) => {
-            warn!(error = %err, "reading Hello failed");
-            return CloseCode::INVALID_MESSAGE;
-        }
-        Err(_) => {
-            warn!("no Hello within the idle timeout");
-            return CloseCode::TIMEOUT;
+    let (mut responder, hello) = match read_hello(conn, &mut reader, &mut writer, idle).await {
+        Ok(hello) => hello,
+        Err((why, code)) => {
+            limiters
+                .no_hello
+                .note(peer.fingerprint, peer.name, why, code);
+            return code;
         }
     };
-    if let Err(err) = responder.handle_frame(&first) {
-        warn!(error = %err, "invalid Hello");
-        flush(&mut responder, &mut writer).await;
-        return err.close_code();
-    }
-    let Some(Event::HelloReceived(hello)) = responder.poll_event() else {
-        return CloseCode::INTERNAL;
-    };
+    let peer_name = peer.name;
     let mut facts = FactsBuilder::new(
         Role::Responder,
         node.identity().fingerprint(),
-        peer_fp,
+        peer.fingerprint,
         peer_name,
         &hello,
         0,
     );
-    node.record_or_warn(AuditEvent::SessionRequested(facts.facts()));
     info!(session = %hex::encode(hello.session_id), mode = %hello.mode, size = hello.set_size, "session requested");
+    // No session is served that the audit log does not show.
+    if let Err(err) = node.record(AuditEvent::SessionRequested(facts.facts())) {
+        error!(error = %err, "cannot write the audit log: session refused");
+        let _ = responder.reject(RejectReason::INTERNAL, AUDIT_UNAVAILABLE);
+        flush(&mut responder, &mut writer).await;
+        return CloseCode::REFUSED;
+    }
 
     // 2. Policy, before any blinding.
-    let decision = decide(node, &peer_fp, &hello, limiters).await;
+    let decision = decide(node, &peer.fingerprint, &hello, limiters).await;
     let accepted = match decision {
         Ok(accepted) => accepted,
         Err(refusal) => {
@@ -217,11 +261,22 @@ async fn serve_session(
         policy,
     } = accepted;
     facts.our_set_size(set.len() as u64);
+    // Recorded before the `Accept` is queued: nothing is blinded unless it is durable.
+    if let Err(err) = node.record(AuditEvent::SessionAccepted(facts.facts())) {
+        error!(error = %err, "cannot write the audit log: session refused");
+        let _ = responder.reject(RejectReason::INTERNAL, AUDIT_UNAVAILABLE);
+        flush(&mut responder, &mut writer).await;
+        return CloseCode::REFUSED;
+    }
     if let Err(err) = responder.accept(set, &mut rand::rng()) {
         warn!(error = %err, "accept failed");
+        node.record_or_warn(AuditEvent::SessionAborted {
+            facts: facts.facts(),
+            close_code: u32::from(CloseCode::INTERNAL.0),
+            error: format!("internal error: {err}"),
+        });
         return CloseCode::INTERNAL;
     }
-    node.record_or_warn(AuditEvent::SessionAccepted(facts.facts()));
 
     // 3. The exchange.
     let report = driver::run(
@@ -266,6 +321,61 @@ async fn serve_session(
             });
             code
         }
+    }
+}
+
+/// Reads the peer's first frame (within `idle`) and hands it to a new responder session.
+/// Anything but a valid `Hello` ends the connection: the `Abort` the session owes is
+/// sent, and the fixed reason and close code are returned for the audit log.
+async fn read_hello(
+    conn: &quinn::Connection,
+    reader: &mut FrameReader,
+    writer: &mut FrameWriter,
+    idle: Duration,
+) -> Result<(Responder, Hello), (NoHello, CloseCode)> {
+    let binding = match transport::channel_binding(conn) {
+        Ok(binding) => binding,
+        Err(err) => {
+            warn!(error = %err, "no channel binding");
+            return Err((NoHello::Internal, CloseCode::INTERNAL));
+        }
+    };
+    let mut responder = Responder::new(ResponderConfig {
+        channel_binding: binding,
+        ..ResponderConfig::default()
+    });
+    let first = match tokio::time::timeout(idle, reader.read_frame(MAX_FRAME_LEN)).await {
+        Ok(Ok(Some(frame))) => frame,
+        Ok(Ok(None)) => {
+            warn!("the peer ended the stream before sending a Hello");
+            return Err((NoHello::ClosedBeforeHello, CloseCode::OK));
+        }
+        Ok(Err(err)) => {
+            warn!(error = %err, "reading Hello failed");
+            let err = DriverError::from(err);
+            let why = match &err {
+                DriverError::PeerGone(_) => NoHello::GoneBeforeHello,
+                DriverError::Transport(
+                    TransportError::FrameTooLarge { .. } | TransportError::TruncatedFrame { .. },
+                ) => NoHello::UnreadableFrame,
+                DriverError::Transport(TransportError::TimedOut { .. }) => NoHello::Timeout,
+                _ => NoHello::Internal,
+            };
+            return Err((why, err.close_code()));
+        }
+        Err(_) => {
+            warn!("no Hello within the idle timeout");
+            return Err((NoHello::Timeout, CloseCode::TIMEOUT));
+        }
+    };
+    if let Err(err) = responder.handle_frame(&first) {
+        warn!(error = %err, "invalid Hello");
+        flush(&mut responder, writer).await;
+        return Err((NoHello::of_error(&err), err.close_code()));
+    }
+    match responder.poll_event() {
+        Some(Event::HelloReceived(hello)) => Ok((responder, hello)),
+        _ => Err((NoHello::Internal, CloseCode::INTERNAL)),
     }
 }
 
@@ -395,3 +505,7 @@ pub fn result_file_name(peer_name: &str, session_id: &[u8; 16]) -> String {
         .unwrap_or(0);
     format!("{secs}-{peer_name}-{}.csv", hex::encode(&session_id[..6]))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -15,7 +15,10 @@
 //!   `blindmatch audit repair` ([`repair`]) moves the torn bytes to a side file and records
 //!   an `audit_repaired` event.
 //! * [`AuditCommand`] and [`run`]: `verify`, `cross-check`, `show`, `checkpoint`, `repair`.
+//! * [`Coalescer`]: at most one record per key per interval, with a count, for events a
+//!   peer could repeat at will (connections that end before a valid `Hello`).
 
+mod coalesce;
 mod command;
 mod log;
 mod render;
@@ -24,6 +27,7 @@ use std::path::PathBuf;
 
 use blindmatch_protocol::audit::{SealError, VerifyFault};
 
+pub use coalesce::{Coalesced, Coalescer};
 pub use command::{AuditCommand, run, run_with_output};
 pub use log::{
     AuditLog, AuditLogOptions, DEFAULT_CHECKPOINT_EVERY, LOG_FILE, RecordSummary, RepairOutcome,
