@@ -1,0 +1,66 @@
+//! `blindmatch bench` end to end: two node processes over real QUIC on loopback, the
+//! report's figures read back and checked for sense (not for speed: timings belong to
+//! the bench itself, never to tests).
+
+use std::process::Command;
+
+fn bench(mode: &str) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_blindmatch"))
+        .args(["bench", "--n", "400", "--overlap", "0.25", "--json", "--mode", mode])
+        .output()
+        .expect("run blindmatch bench");
+    assert!(
+        out.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8 output");
+    let line = stdout.lines().last().expect("one JSON line");
+    serde_json::from_str(line).expect("the report is JSON")
+}
+
+fn pair(report: &serde_json::Value, key: &str) -> (f64, f64) {
+    let value = &report[key];
+    let get = |i: usize| {
+        value[i]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}[{i}] is a number in {report}"))
+    };
+    (get(0), get(1))
+}
+
+#[test]
+fn bench_reports_each_partys_process_and_the_checked_match_count() {
+    for mode in ["both", "cardinality"] {
+        let report = bench(mode);
+        assert_eq!(report["mode"], mode);
+        // 100 shared persons, each matching on email and on name+company.
+        let (found, expected) = pair(&report, "intersection");
+        assert_eq!(found, expected, "{report}");
+        assert_eq!(found, 200.0, "{report}");
+        let (ea, eb) = pair(&report, "elements");
+        assert_eq!((ea, eb), (800.0, 800.0), "two identifiers per record: {report}");
+        // Each party is its own process: both peaks are real, and distinct readings.
+        let (peak_a, peak_b) = pair(&report, "peak_rss_bytes");
+        assert!(peak_a > 1e6 && peak_b > 1e6, "{report}");
+        // 32-byte points out, 16-byte values back, plus a few framing bytes.
+        let (sent_a, sent_b) = pair(&report, "wire_bytes_per_element");
+        assert!((48.0..52.0).contains(&sent_a), "{report}");
+        assert!((48.0..52.0).contains(&sent_b), "{report}");
+        for key in ["wall_s", "floor_s", "ratio", "cpu_ratio"] {
+            let v = report[key].as_f64().unwrap_or(0.0);
+            assert!(v > 0.0 && v.is_finite(), "{key} in {report}");
+        }
+    }
+}
+
+#[test]
+fn bench_refuses_nonsense_arguments_with_a_clear_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_blindmatch"))
+        .args(["bench", "--n", "10", "--overlap", "1.5"])
+        .output()
+        .expect("run blindmatch bench");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--overlap must be between 0 and 1"), "{stderr}");
+}
