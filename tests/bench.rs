@@ -6,7 +6,16 @@ use std::process::Command;
 
 fn bench(mode: &str) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_blindmatch"))
-        .args(["bench", "--n", "400", "--overlap", "0.25", "--json", "--mode", mode])
+        .args([
+            "bench",
+            "--n",
+            "400",
+            "--overlap",
+            "0.25",
+            "--json",
+            "--mode",
+            mode,
+        ])
         .output()
         .expect("run blindmatch bench");
     assert!(
@@ -39,8 +48,12 @@ fn bench_reports_each_partys_process_and_the_checked_match_count() {
         assert_eq!(found, expected, "{report}");
         assert_eq!(found, 200.0, "{report}");
         let (ea, eb) = pair(&report, "elements");
-        assert_eq!((ea, eb), (800.0, 800.0), "two identifiers per record: {report}");
-        // Each party is its own process: both peaks are real, and distinct readings.
+        assert_eq!(
+            (ea, eb),
+            (800.0, 800.0),
+            "two identifiers per record: {report}"
+        );
+        // Each party is its own process, with its own kernel-measured peak.
         let (peak_a, peak_b) = pair(&report, "peak_rss_bytes");
         assert!(peak_a > 1e6 && peak_b > 1e6, "{report}");
         // 32-byte points out, 16-byte values back, plus a few framing bytes.
@@ -62,5 +75,8 @@ fn bench_refuses_nonsense_arguments_with_a_clear_message() {
         .expect("run blindmatch bench");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--overlap must be between 0 and 1"), "{stderr}");
+    assert!(
+        stderr.contains("--overlap must be between 0 and 1"),
+        "{stderr}"
+    );
 }
