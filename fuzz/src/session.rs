@@ -8,14 +8,19 @@
 //!
 //! * peer bytes only ever produce peer errors (invalid message, misbehaved, incompatible,
 //!   refused, aborted), never API misuse, and the session is closed after one;
-//! * a closed session accepts nothing;
+//! * a closed session answers every further frame with [`PeerMisbehaved::AfterEnd`] and
+//!   sends nothing for it (no second `Abort`), nor raises an event;
 //! * every frame we send decodes, fits [`MAX_FRAME_LEN`], and follows the protocol: the
 //!   initiator opens with `Hello`, the responder answers with `Accept`, `Reject` or
 //!   `Abort`; nothing follows our `Abort` or `Reject`; only `Abort` follows our `Finish`;
 //!   `Reblinded` goes only to a peer whose mode lets it learn something;
+//! * a `Finish` we send carries the intersection size iff *both* sides may learn it in
+//!   the session's mode (`both`, `cardinality`), never in `initiator` or `responder`
+//!   mode, where the peer or we learn nothing beyond the set size; likewise for the
+//!   peer's `Finish` in a session that completes;
 //! * an outcome matches the mode (count and matched records only when this side may
-//!   know them), stays within the set sizes, and carries the transcript hash of the
-//!   `Finish` we sent;
+//!   know them), stays within the set sizes, carries the transcript hash of the `Finish`
+//!   we sent, and its count is the one in either `Finish` that carries one;
 //! * a session never loops producing frames or events.
 
 use std::sync::OnceLock;
@@ -135,10 +140,13 @@ pub struct Harness {
     frames_sent: usize,
     /// We sent `Abort` or `Reject`.
     ended: bool,
-    /// The transcript hash of the `Finish` we sent.
-    our_finish: Option<[u8; 32]>,
+    /// The transcript hash and count of the `Finish` we sent.
+    our_finish: Option<([u8; 32], Option<u64>)>,
+    /// The count field of the last `Finish` the peer sent while the session was open.
+    peer_finish: Option<Option<u64>>,
     outcome: Option<Outcome>,
-    failed: bool,
+    /// The first error that closed the session: from `handle_frame` or `Failed`.
+    error: Option<Error>,
 }
 
 enum Party {
@@ -204,8 +212,9 @@ impl Harness {
             frames_sent: 0,
             ended: false,
             our_finish: None,
+            peer_finish: None,
             outcome: None,
-            failed: false,
+            error: None,
         };
         harness.pump();
         harness
@@ -215,16 +224,18 @@ impl Harness {
     pub fn deliver(&mut self, frame: &[u8]) {
         let session = self.party.session();
         if session.is_closed() {
+            // F2 (fixed in d834947): the peer was told once; a further frame gets an
+            // error and nothing on the wire.
             let result = session.handle_frame(frame);
-            assert!(result.is_err(), "a closed session accepted a frame");
-            // Known finding F2 (fuzz/README.md): a closed session queues one more
-            // `Abort` for every frame fed to it. Tolerated here so the run goes on;
-            // anything else sent after the end is still a failure.
-            while let Some(extra) = session.poll_transmit() {
-                let msg = Message::decode(&extra);
-                assert!(
-                    matches!(msg, Ok(Message::Abort(_))),
-                    "a closed session sent {msg:?}"
+            assert_eq!(
+                result,
+                Err(Error::PeerMisbehaved(PeerMisbehaved::AfterEnd)),
+                "a closed session answered a further frame"
+            );
+            if let Some(extra) = session.poll_transmit() {
+                panic!(
+                    "a closed session sent {:?} for a further frame",
+                    Message::decode(&extra)
                 );
             }
             assert!(
@@ -232,6 +243,9 @@ impl Harness {
                 "a closed session raised an event"
             );
             return;
+        }
+        if let Ok(Message::Finish(finish)) = Message::decode(frame) {
+            self.peer_finish = Some(finish.intersection);
         }
         match session.handle_frame(frame) {
             Ok(()) => {}
@@ -241,7 +255,7 @@ impl Harness {
                     self.party.session().is_closed(),
                     "session still open after the error {err:?}"
                 );
-                self.failed = true;
+                self.error.get_or_insert(err);
             }
         }
         self.pump();
@@ -255,6 +269,11 @@ impl Harness {
     /// The outcome, once the session completed.
     pub fn outcome(&self) -> Option<&Outcome> {
         self.outcome.as_ref()
+    }
+
+    /// The error that closed the session, if one did.
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
     }
 
     /// Ends the run: aborts locally if the setup says so, then checks the final state.
@@ -275,16 +294,37 @@ impl Harness {
         self.pump();
         if let Some(outcome) = &self.outcome {
             assert_eq!(
-                self.our_finish,
+                self.our_finish.map(|(transcript, _)| transcript),
                 Some(outcome.transcript_hash),
                 "the outcome's transcript hash is not the one in our Finish"
             );
             assert!(self.party.session().is_closed(), "completed but still open");
+            let our_count = self.our_finish.and_then(|(_, count)| count);
+            let peer_count = self
+                .peer_finish
+                .expect("completed without a Finish from the peer");
+            assert_eq!(
+                peer_count.is_some(),
+                both_learn_count(outcome.mode),
+                "completed in mode {} on a peer Finish carrying {peer_count:?}",
+                outcome.mode
+            );
+            for count in [our_count, peer_count].into_iter().flatten() {
+                assert_eq!(
+                    outcome.intersection_size,
+                    Some(count),
+                    "the outcome's count is not the one in a Finish"
+                );
+            }
         }
         if self.party.session().is_closed() {
             assert!(self.party.session().poll_transmit().is_none());
             let after = self.party.session().handle_frame(&[7, 0, 0]);
             assert_eq!(after, Err(Error::PeerMisbehaved(PeerMisbehaved::AfterEnd)));
+            assert!(
+                self.party.session().poll_transmit().is_none(),
+                "a closed session sent a frame for a further frame"
+            );
         }
         self.outcome
     }
@@ -339,7 +379,7 @@ impl Harness {
             }
             Event::Completed(outcome) => {
                 assert!(self.outcome.is_none(), "a second Completed");
-                assert!(!self.failed, "Completed after the session failed");
+                assert!(self.error.is_none(), "Completed after the session failed");
                 self.check_outcome(&outcome);
                 self.outcome = Some(outcome);
             }
@@ -350,7 +390,7 @@ impl Harness {
                     "Failed with a non-peer error {err:?}"
                 );
                 let _ = err.close_code();
-                self.failed = true;
+                self.error.get_or_insert(err);
             }
         }
     }
@@ -385,7 +425,17 @@ impl Harness {
                     "Reblinded sent to a peer that learns nothing in mode {mode}"
                 );
             }
-            Message::Finish(finish) => self.our_finish = Some(finish.transcript),
+            Message::Finish(finish) => {
+                let mode = self.mode.expect("mode known before our Finish");
+                assert_eq!(
+                    finish.intersection.is_some(),
+                    both_learn_count(mode),
+                    "our Finish in mode {mode} carries {:?}: a count goes only where both \
+                     sides learn it",
+                    finish.intersection
+                );
+                self.our_finish = Some((finish.transcript, finish.intersection));
+            }
             Message::Abort(_) | Message::Reject(_) => self.ended = true,
             _ => {}
         }
@@ -469,6 +519,11 @@ pub fn record(mode: OutputMode, reject: bool) -> Recorded {
         initiator: a.finish(),
         responder: b.finish(),
     }
+}
+
+/// Whether both sides may learn the intersection size in `mode`, so `Finish` carries it.
+pub fn both_learn_count(mode: OutputMode) -> bool {
+    learns_count(mode, Role::Initiator) && learns_count(mode, Role::Responder)
 }
 
 fn check_peer_error(err: &Error, role: Role) {
