@@ -246,7 +246,8 @@ pub struct Reject {
 pub struct Finish {
     /// Transcript hash over every message before `Finish`, both directions.
     pub transcript: [u8; 32],
-    /// The intersection size, when the mode lets the sender know it.
+    /// The intersection size, only when both sides may learn it (`both`, `cardinality`),
+    /// so they can check they agree; never to a side meant to learn nothing.
     pub intersection: Option<u64>,
 }
 
