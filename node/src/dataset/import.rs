@@ -185,6 +185,7 @@ pub fn import(
     // (the costly part), then applied in input order.
     let mut batch: Vec<(csv::ByteRecord, u64)> = Vec::new();
     let mut done = false;
+    let mut table_sized = false;
     while !done {
         let mut len = 0;
         while len < BATCH_ROWS {
@@ -226,6 +227,14 @@ pub fn import(
                 path: path.clone(),
                 max: MAX_RECORDS,
             });
+        }
+        if !table_sized {
+            table_sized = true;
+            let bytes_read = raw.borrow().bytes();
+            let expected = estimated_rows(total_bytes, bytes_read, state.counts.rows);
+            state
+                .seen
+                .reserve(expected.saturating_sub(state.seen.len()));
         }
         report_progress(state.counts.rows);
     }
@@ -406,14 +415,26 @@ fn csv_error(path: &Path, err: csv::Error) -> DatasetError {
     }
 }
 
-/// What duplicate detection keeps of a record id: 16 bytes of its SHA-256, a fixed
-/// size whatever the id's length (two ids colliding among 10^9 has probability below
-/// 10^-20). Record ids are the caller's keys, not personal identifiers.
-fn id_key(id: &str) -> [u8; 16] {
+/// What duplicate detection keeps of a record id: 12 bytes of its SHA-256, a fixed
+/// size whatever the id's length (two distinct ids colliding among 10^9 has
+/// probability below 10^-11). Record ids are the caller's keys, not personal
+/// identifiers. With the row as `u32`, an entry is 16 bytes.
+fn id_key(id: &str) -> [u8; 12] {
     let digest = Sha256::digest(id.as_bytes());
-    let mut key = [0u8; 16];
-    key.copy_from_slice(&digest[..16]);
+    let mut key = [0u8; 12];
+    key.copy_from_slice(&digest[..12]);
     key
+}
+
+/// Rows the whole input probably holds, judged from the bytes the first batch took,
+/// so the duplicate-id table is sized once instead of doubling (a doubling holds old
+/// and new tables at once, the import's peak memory).
+fn estimated_rows(total_bytes: u64, bytes_read: u64, rows_read: u64) -> usize {
+    if bytes_read == 0 || rows_read == 0 {
+        return 0;
+    }
+    let estimate = (total_bytes as f64 / bytes_read as f64 * rows_read as f64 * 1.05) as u64;
+    usize::try_from(estimate.min(MAX_RECORDS)).unwrap_or(0)
 }
 
 /// Everything accumulated while reading rows.
@@ -421,8 +442,9 @@ struct State<'a> {
     plan: &'a Plan,
     rejects: Rejects,
     counts: ImportCounts,
-    /// Record id (as [`id_key`]) → row of the accepted record holding it.
-    seen: HashMap<[u8; 16], u64>,
+    /// Record id (as [`id_key`]) → row of the accepted record holding it (saturated
+    /// at `u32::MAX`: it only names the row in the rejects report).
+    seen: HashMap<[u8; 12], u32>,
     kinds: BTreeSet<IdentKind>,
     provenance: ProvenanceCounts,
     /// Accepted records of the current batch in the stored encoding.
@@ -501,7 +523,8 @@ impl State<'_> {
         self.provenance.legal_basis += u64::from(stored.legal_basis.is_some());
         self.provenance.consent += u64::from(stored.consent.is_some());
         self.provenance.source += u64::from(stored.source.is_some());
-        self.seen.insert(key, row);
+        self.seen
+            .insert(key, u32::try_from(row).unwrap_or(u32::MAX));
     }
 
     fn reject_row(&mut self, row: u64, line: u64, column: &str, code: &'static str, reason: &str) {
