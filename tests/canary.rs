@@ -14,7 +14,7 @@
 //! name + company, or the hex, base64 or raw bytes of either form or of its SHA-256.
 //! Self-checks show the scanner does find canaries where they are planted.
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -36,7 +36,7 @@ use blindmatch_protocol::session::{
     Session,
 };
 use blindmatch_protocol::wire::OutputMode;
-use common::{Server, TestNode, node, pin};
+use support::{Server, TestNode, node, pin_node};
 use sha2::{Digest, Sha256};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
@@ -146,8 +146,8 @@ async fn sessions_through_relays(
     let wire = Capture::default();
     let to_provider = Relay::bind();
     let to_crm = Relay::bind();
-    pin(crm, provider, to_provider.addr(), &["crm"], &[]);
-    pin(provider, crm, to_crm.addr(), &["kp"], &[]);
+    pin_node(crm, provider, to_provider.addr(), &["crm"], &[]);
+    pin_node(provider, crm, to_crm.addr(), &["kp"], &[]);
     let provider_server = Server::start(provider);
     let crm_server = Server::start(crm);
     let relays = [
@@ -233,7 +233,7 @@ fn audit_commands(crm: &TestNode, provider: &TestNode, console: &mut Vec<u8>) {
         for cmd in [show(false), show(true), checkpoint] {
             console.extend(audit_command(n, cmd).into_bytes());
         }
-        let completed = common::audit_lines(n)
+        let completed = support::audit_lines(n)
             .iter()
             .filter(|l| l.contains("\"session_completed\""))
             .count();
@@ -297,11 +297,11 @@ async fn run_match(
 /// Every result file of a node (4: two sessions as initiator, two as responder, in the
 /// modes that let it learn) holds exactly the expected record ids.
 fn check_results(n: &TestNode, expected: &[&str]) {
-    let files = common::responder_results(n);
+    let files = support::responder_results(n);
     assert_eq!(files.len(), 4, "{}: {files:?}", n.name);
     let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
     for file in files {
-        assert_eq!(common::result_ids(&file), expected, "{}", file.display());
+        assert_eq!(support::result_ids(&file), expected, "{}", file.display());
     }
 }
 
@@ -421,7 +421,7 @@ struct Relay(std::net::UdpSocket);
 
 impl Relay {
     fn bind() -> Relay {
-        let socket = std::net::UdpSocket::bind(common::loopback()).expect("relay socket");
+        let socket = std::net::UdpSocket::bind(support::loopback()).expect("relay socket");
         socket.set_nonblocking(true).expect("non-blocking");
         Relay(socket)
     }
@@ -435,7 +435,7 @@ impl Relay {
     fn start(self, server: SocketAddr, wire: Capture) -> JoinHandle<()> {
         tokio::spawn(async move {
             let front = UdpSocket::from_std(self.0).expect("tokio socket");
-            let back = UdpSocket::bind(common::loopback()).await.expect("socket");
+            let back = UdpSocket::bind(support::loopback()).await.expect("socket");
             back.connect(server).await.expect("connect");
             let (mut up, mut down) = (vec![0u8; 65536], vec![0u8; 65536]);
             let mut client = None;

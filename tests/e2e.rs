@@ -1,7 +1,7 @@
 //! End-to-end: two real nodes over QUIC with mutual TLS on loopback, every output
 //! mode, results compared with the plain intersection of the input files; refusals.
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 
@@ -9,7 +9,7 @@ use blindmatch_node::config::AllowedMode;
 use blindmatch_node::matching::{self, MatchRequest};
 use blindmatch_node::node::{Node, NodeError};
 use blindmatch_protocol::wire::OutputMode;
-use common::*;
+use support::*;
 
 /// CRM rows: several identifier kinds per record, a duplicate identifier across two
 /// records, an invalid phone, an email in messy form.
@@ -54,7 +54,7 @@ fn pair(modes: &[AllowedMode], offers: &[&str]) -> Pair {
     let provider = node(root.path(), "provider");
     import_csv(&crm, "crm", CRM);
     import_csv(&provider, "kp", PROVIDER);
-    pin(&provider, &crm, not_serving(), offers, modes);
+    pin_node(&provider, &crm, not_serving(), offers, modes);
     Pair {
         _root: root,
         crm,
@@ -79,7 +79,7 @@ async fn every_mode_matches_the_plain_intersection() {
     for mode in OutputMode::ALL {
         let p = pair(&[], &["kp"]);
         let server = Server::start(&p.provider);
-        pin(&p.crm, &p.provider, server.addr, &[], &[]);
+        pin_node(&p.crm, &p.provider, server.addr, &[], &[]);
         let out = p.crm.dir.join("out.csv");
         let summary = matching::run(
             Node::open(&p.crm.dir).expect("open"),
@@ -132,7 +132,7 @@ async fn every_mode_matches_the_plain_intersection() {
 
 async fn refused(p: &Pair, mode: OutputMode, remote_dataset: &str) -> NodeError {
     let server = Server::start(&p.provider);
-    pin(&p.crm, &p.provider, server.addr, &[], &[]);
+    pin_node(&p.crm, &p.provider, server.addr, &[], &[]);
     let out = p.crm.dir.join("refused.csv");
     let mut req = request(mode, out.clone());
     req.remote_dataset = remote_dataset.into();
@@ -179,7 +179,7 @@ async fn unknown_peer_is_refused_at_the_handshake() {
     let stranger = node(root.path(), "stranger");
     import_csv(&stranger, "crm", CRM);
     let server = Server::start(&p.provider);
-    pin(&stranger, &p.provider, server.addr, &[], &[]);
+    pin_node(&stranger, &p.provider, server.addr, &[], &[]);
     let req = MatchRequest {
         dataset: "crm".into(),
         ..request(OutputMode::Both, stranger.dir.join("out.csv"))
@@ -207,10 +207,10 @@ async fn wrong_server_fingerprint_is_refused() {
     let root = tempfile::tempdir().expect("tempdir");
     let impostor = node(root.path(), "provider");
     import_csv(&impostor, "kp", PROVIDER);
-    pin(&impostor, &p.crm, not_serving(), &["kp"], &[]);
+    pin_node(&impostor, &p.crm, not_serving(), &["kp"], &[]);
     // The CRM pins the real provider's fingerprint but reaches the impostor.
     let server = Server::start(&impostor);
-    pin(&p.crm, &p.provider, server.addr, &[], &[]);
+    pin_node(&p.crm, &p.provider, server.addr, &[], &[]);
     let err = matching::run(
         Node::open(&p.crm.dir).expect("open"),
         request(OutputMode::Both, p.crm.dir.join("o.csv")),
@@ -220,6 +220,6 @@ async fn wrong_server_fingerprint_is_refused() {
     .expect_err("impostor must be refused");
     server.stop().await;
     let text = err.to_string();
-    assert!(text.contains(&p.provider.fingerprint), "{text}");
+    assert!(text.contains(&p.provider.fingerprint.to_string()), "{text}");
     assert!(responder_results(&impostor).is_empty());
 }

@@ -6,7 +6,7 @@
 //! initiators under the same policy: `acme` (7 identifiers, 4 in common) and `beta`
 //! (3 identifiers, 2 in common).
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -14,16 +14,16 @@ use std::time::{Duration, Instant};
 
 use blindmatch_node::admin;
 use blindmatch_node::config::{BelowThreshold, NodeConfig, PeerConfig, SetRatio};
-use blindmatch_node::dataset::{DatasetCommand, ImportOptions};
+use blindmatch_node::dataset::DatasetCommand;
 use blindmatch_node::identity::NodeIdentity;
 use blindmatch_node::matching::{self, MatchRequest, MatchSummary};
 use blindmatch_node::node::{Node, NodeError};
-use blindmatch_node::transport::{self, FrameReader, FrameWriter, TransportTuning};
 use blindmatch_protocol::error::CloseCode;
 use blindmatch_protocol::group::hash_identifier;
 use blindmatch_protocol::ident::{IdentKind, KindSet, NORMALISATION_VERSION};
-use blindmatch_protocol::wire::{Hello, MAX_FRAME_LEN, Message, OutputMode, PROTOCOL_VERSION};
-use common::*;
+use blindmatch_protocol::wire::{Hello, Message, OutputMode, PROTOCOL_VERSION};
+use support::hostile::{HostilePeer, Link};
+use support::*;
 
 const CRM: &[&[&str]] = &[
     &["id", "email", "phone"],
@@ -78,7 +78,7 @@ fn fixture_with(
     import_csv(&acme, "crm", CRM);
     import_csv(&beta, "crm", SMALL);
     for peer in [&acme, &beta] {
-        pin(&vendor, peer, not_serving(), &["kp"], &[]);
+        pin_node(&vendor, peer, not_serving(), &["kp"], &[]);
     }
     let mut config = NodeConfig::load(&vendor.dir).expect("config");
     for name in ["acme", "beta"] {
@@ -108,7 +108,7 @@ impl Fixture {
         let server = Server::start(&self.vendor);
         for initiator in [&self.acme, &self.beta] {
             let _ = admin::remove_peer(&initiator.dir, "vendor");
-            pin(initiator, &self.vendor, server.addr, &[], &[]);
+            pin_node(initiator, &self.vendor, server.addr, &[], &[]);
         }
         self.server = Some(server);
     }
@@ -132,20 +132,10 @@ impl Fixture {
 }
 
 fn import_with_provenance(node: &TestNode, name: &str, rows: &[&[&str]]) {
-    let path = node.dir.join(format!("{name}.csv"));
-    let mut writer = csv::Writer::from_path(&path).expect("csv file");
-    for row in rows {
-        writer.write_record(*row).expect("row");
-    }
-    writer.flush().expect("flush");
-    let mut options = ImportOptions::new(&path, name);
-    options.id_col = Some("id".into());
-    options.email_cols = vec!["email".into()];
-    options.phone_cols = vec!["phone".into()];
-    options.legal_basis_col = Some("basis".into());
-    options.source_col = Some("source".into());
-    options.quiet = true;
-    admin::import_dataset(&node.dir, &options).expect("import");
+    import_csv_with(node, name, rows, |options| {
+        options.legal_basis_col = Some("basis".into());
+        options.source_col = Some("source".into());
+    });
 }
 
 struct Ask {
@@ -214,16 +204,6 @@ fn audit_refused(node: &TestNode, reason: &str) {
         "no session_refused record with `{reason}` in the audit log:\n{}",
         lines.join("\n")
     );
-}
-
-/// The `fields` of the responder's audit records of type `kind`, in order.
-fn audit_records(node: &TestNode, kind: &str) -> Vec<serde_json::Value> {
-    audit_lines(node)
-        .iter()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("audit JSON"))
-        .filter(|record| record["type"] == kind)
-        .map(|record| record["fields"].clone())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,62 +318,17 @@ async fn set_too_large_for_the_ratio_is_refused() {
     f.stop().await;
 }
 
-/// A pinned client speaking the protocol by hand.
-struct RawSession {
-    /// Closing the endpoint closes the connection; the streams keep it open until then.
-    client: transport::ClientEndpoint,
-    reader: FrameReader,
-    writer: FrameWriter,
+/// A pinned client speaking the protocol by hand, with `from`'s identity, connected
+/// to `to` at `addr`.
+async fn raw_session(from: &TestNode, to: &TestNode, addr: std::net::SocketAddr) -> Link {
+    let identity = NodeIdentity::load(&from.dir).expect("identity");
+    let mut peer = HostilePeer::with_identity(identity);
+    peer.aim(addr, to.fingerprint);
+    peer.connect().await.expect("connect")
 }
 
-impl RawSession {
-    async fn open(from: &TestNode, to: &TestNode, addr: std::net::SocketAddr) -> RawSession {
-        let identity = NodeIdentity::load(&from.dir).expect("identity");
-        let client = transport::client_endpoint(
-            &identity,
-            &TransportTuning::with_idle_timeout(Duration::from_secs(10)),
-        )
-        .expect("client");
-        let conn = transport::connect(
-            &client,
-            addr,
-            "127.0.0.1",
-            to.fingerprint.parse().expect("fingerprint"),
-        )
-        .await
-        .expect("connect");
-        let (send, recv) = conn.open_bi().await.expect("stream");
-        RawSession {
-            client,
-            reader: FrameReader(recv),
-            writer: FrameWriter(send),
-        }
-    }
-
-    async fn send(&mut self, message: Message) {
-        self.writer
-            .write_frame(&message.to_frame())
-            .await
-            .expect("send");
-    }
-
-    /// The next message, or `None` when the stream ends or nothing comes for 10 s.
-    async fn recv(&mut self) -> Option<Message> {
-        match tokio::time::timeout(
-            Duration::from_secs(10),
-            self.reader.read_frame(MAX_FRAME_LEN),
-        )
-        .await
-        {
-            Ok(Ok(Some(frame))) => Some(Message::decode(&frame).expect("valid message")),
-            _ => None,
-        }
-    }
-
-    async fn close(self) {
-        self.client.shutdown().await;
-    }
-}
+/// How long a raw session waits for the next message.
+const RAW_WAIT: Duration = Duration::from_secs(10);
 
 fn raw_hello(session_id: [u8; 16], mode: OutputMode, set_size: u64) -> Message {
     Message::Hello(Hello {
@@ -423,23 +358,23 @@ fn points(range: std::ops::Range<u32>) -> Vec<[u8; 32]> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn points_beyond_the_declared_size_are_cut_off() {
     let f = fixture(|p| p.max_peer_set_size = Some(3));
-    let mut raw = RawSession::open(&f.acme, &f.vendor, f.addr()).await;
-    raw.send(raw_hello([7; 16], OutputMode::Initiator, 3)).await;
-    assert!(matches!(raw.recv().await, Some(Message::Accept(_))));
+    let mut raw = raw_session(&f.acme, &f.vendor, f.addr()).await;
+    raw.send(&raw_hello([7; 16], OutputMode::Initiator, 3)).await;
+    assert!(matches!(raw.next_message(RAW_WAIT).await, Some(Message::Accept(_))));
     // The declared 3 points are re-blinded...
-    raw.send(Message::Blinded(points(0..3))).await;
+    raw.send(&Message::Blinded(points(0..3))).await;
     let mut reblinded = 0;
     while reblinded < 3 {
-        match raw.recv().await {
+        match raw.next_message(RAW_WAIT).await {
             Some(Message::Reblinded(values)) => reblinded += values.len(),
             Some(_) => {}
             None => panic!("the declared points were not re-blinded"),
         }
     }
     // ...the first one beyond them ends the session.
-    raw.send(Message::Blinded(points(3..4))).await;
+    raw.send(&Message::Blinded(points(3..4))).await;
     let mut abort = None;
-    while let Some(message) = raw.recv().await {
+    while let Some(message) = raw.next_message(RAW_WAIT).await {
         match message {
             Message::Reblinded(values) => reblinded += values.len(),
             Message::Abort(code) => {
@@ -449,7 +384,7 @@ async fn points_beyond_the_declared_size_are_cut_off() {
             _ => {}
         }
     }
-    raw.close().await;
+    drop(raw);
     assert_eq!(abort, Some(CloseCode::LIMIT_EXCEEDED));
     assert_eq!(reblinded, 3, "no point beyond the declared 3 is re-blinded");
     let aborted = audit_records(&f.vendor, "session_aborted");
@@ -467,24 +402,24 @@ async fn points_beyond_the_declared_size_are_cut_off() {
 async fn replayed_session_id_is_refused_even_after_a_restart() {
     let mut f = fixture(|_| {});
     let id = [42; 16];
-    let mut first = RawSession::open(&f.acme, &f.vendor, f.addr()).await;
-    first.send(raw_hello(id, OutputMode::Cardinality, 3)).await;
-    assert!(matches!(first.recv().await, Some(Message::Accept(_))));
-    first.close().await;
+    let mut first = raw_session(&f.acme, &f.vendor, f.addr()).await;
+    first.send(&raw_hello(id, OutputMode::Cardinality, 3)).await;
+    assert!(matches!(first.next_message(RAW_WAIT).await, Some(Message::Accept(_))));
+    drop(first);
     for round in ["same server", "after restart"] {
         if round == "after restart" {
             f.restart().await;
         }
-        let mut again = RawSession::open(&f.acme, &f.vendor, f.addr()).await;
-        again.send(raw_hello(id, OutputMode::Cardinality, 3)).await;
-        match again.recv().await {
+        let mut again = raw_session(&f.acme, &f.vendor, f.addr()).await;
+        again.send(&raw_hello(id, OutputMode::Cardinality, 3)).await;
+        match again.next_message(RAW_WAIT).await {
             Some(Message::Reject(reject)) => {
                 assert_eq!(reject.reason.name(), "replayed-session", "{round}");
                 assert!(reject.text.contains(&hex_id(id)), "{}", reject.text);
             }
             other => panic!("{round}: expected a Reject, got {other:?}"),
         }
-        again.close().await;
+        drop(again);
     }
     audit_refused(&f.vendor, "replayed-session");
     completes(&f.acme, ASK).await;
@@ -544,16 +479,16 @@ async fn hourly_rate_limit_is_enforced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sessions_per_peer_are_capped() {
     let f = fixture(|p| p.policy.max_concurrent_sessions = Some(1));
-    let mut held = RawSession::open(&f.acme, &f.vendor, f.addr()).await;
-    held.send(raw_hello([9; 16], OutputMode::Cardinality, 3))
+    let mut held = raw_session(&f.acme, &f.vendor, f.addr()).await;
+    held.send(&raw_hello([9; 16], OutputMode::Cardinality, 3))
         .await;
-    assert!(matches!(held.recv().await, Some(Message::Accept(_))));
+    assert!(matches!(held.next_message(RAW_WAIT).await, Some(Message::Accept(_))));
     let text = refused(&f.acme, ASK, "busy").await;
     assert!(text.contains("at most 1 session at once"), "{text}");
     audit_refused(&f.vendor, "busy");
     // Another peer is not held back by acme's running session.
     completes(&f.beta, ASK).await;
-    held.close().await;
+    drop(held);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match run(&f.acme, ASK).await {

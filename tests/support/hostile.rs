@@ -1,13 +1,17 @@
-//! A hostile initiator: real quinn, real mutual TLS with a pinned certificate, and a
-//! real protocol [`Initiator`] underneath, so that it can misbehave at any chosen
-//! point of an otherwise valid session — or send raw bytes that are no protocol at
-//! all.
+//! A hostile peer's end of a connection: real quinn, real mutual TLS with a pinned
+//! certificate, and a real protocol session underneath, so that it can misbehave at
+//! any chosen point of an otherwise valid session — or send raw bytes that are no
+//! protocol at all.
+//!
+//! [`HostilePeer`] is a hostile initiator; `super::hostile_server` builds the same
+//! [`Link`] on the accepting side for a hostile responder.
 //!
 //! The root test package has no direct `quinn` dependency, so the connection is never
-//! named here: it is only captured by the closures in [`Link`] and reached through
-//! `blindmatch_node::transport` (streams are wrapped in `FrameWriter`/`FrameReader`,
-//! whose field is the quinn stream).
+//! named here: it is only captured by the closures of [`ConnHooks`] (built by
+//! [`conn_hooks!`]) and reached through `blindmatch_node::transport` (streams are
+//! wrapped in `FrameWriter`/`FrameReader`, whose field is the quinn stream).
 
+use std::any::Any;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -15,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use blindmatch_node::identity::{Fingerprint, NodeIdentity};
-use blindmatch_node::transport::{self, ClientEndpoint, FrameReader, FrameWriter, TransportTuning};
+use blindmatch_node::transport::{self, FrameReader, FrameWriter, TransportTuning};
 use blindmatch_protocol::error::CloseCode;
 use blindmatch_protocol::ident::{IdentKind, KindSet, NORMALISATION_VERSION, Normaliser};
 use blindmatch_protocol::session::{
@@ -27,10 +31,62 @@ use blindmatch_protocol::wire::{
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type Streams = (FrameWriter, FrameReader);
-type Opener = Box<dyn Fn() -> BoxFuture<Result<Streams, String>> + Send + Sync>;
-type Closer = Box<dyn Fn(CloseCode, &str) + Send + Sync>;
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// The two halves of a bidirectional stream, framed.
+pub type Streams = (FrameWriter, FrameReader);
+/// Opens another bidirectional stream on the link's connection.
+pub type Opener = Box<dyn Fn() -> BoxFuture<Result<Streams, String>> + Send + Sync>;
+/// Closes the link's connection with a code and a reason.
+pub type Closer = Box<dyn Fn(CloseCode, &str) + Send + Sync>;
+
+/// [`ConnHooks`] for a quinn connection `$conn` established at `$started`; works on
+/// either side of the connection (hence a macro: the connection's type is unnamed).
+macro_rules! conn_hooks {
+    ($conn:expr, $started:expr) => {{
+        let conn = $conn;
+        let started: ::std::time::Instant = $started;
+        let (closed_tx, closed_rx) = ::tokio::sync::watch::channel(None);
+        let watched = conn.clone();
+        ::tokio::spawn(async move {
+            let err = watched.closed().await;
+            let _ = closed_tx.send(Some($crate::support::hostile::ConnEnd {
+                code: ::blindmatch_node::transport::peer_close_code(&err),
+                text: err.to_string(),
+                at: started.elapsed(),
+            }));
+        });
+        let opener = conn.clone();
+        let closer = conn.clone();
+        $crate::support::hostile::ConnHooks::new(
+            Box::new(move || {
+                let conn = opener.clone();
+                Box::pin(async move {
+                    conn.open_bi()
+                        .await
+                        .map(|(s, r)| {
+                            (
+                                ::blindmatch_node::transport::FrameWriter(s),
+                                ::blindmatch_node::transport::FrameReader(r),
+                            )
+                        })
+                        .map_err(|e| e.to_string())
+                })
+                    as $crate::support::hostile::BoxFuture<
+                        Result<$crate::support::hostile::Streams, String>,
+                    >
+            }),
+            Box::new(
+                move |code: ::blindmatch_protocol::error::CloseCode, reason: &str| {
+                    ::blindmatch_node::transport::close(&closer, code, reason)
+                },
+            ),
+            closed_rx,
+            started,
+        )
+    }};
+}
+pub(crate) use conn_hooks;
 
 /// The hostile peer's identity and where it attacks.
 pub struct HostilePeer {
@@ -43,6 +99,15 @@ impl HostilePeer {
     pub fn generate() -> Self {
         Self {
             identity: Arc::new(NodeIdentity::generate("hostile").expect("identity")),
+            target: None,
+        }
+    }
+
+    /// A hostile peer with `identity` (e.g. a real node's, loaded from its data
+    /// directory, to speak as that node by hand).
+    pub fn with_identity(identity: NodeIdentity) -> Self {
+        Self {
+            identity: Arc::new(identity),
             target: None,
         }
     }
@@ -79,54 +144,44 @@ impl HostilePeer {
         let started = Instant::now();
         let binding = transport::channel_binding(&conn).map_err(|e| e.to_string())?;
         let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        let (frames_tx, frames_rx) = mpsc::unbounded_channel();
-        let unread = match reading {
-            Reading::Reads => {
-                tokio::spawn(read_frames(FrameReader(recv), frames_tx));
-                None
-            }
-            // Kept (not dropped, which would tell the server to stop sending).
-            Reading::NeverReads { .. } => Some(FrameReader(recv)),
-        };
-
-        let (closed_tx, closed_rx) = watch::channel(None);
-        let watched = conn.clone();
-        tokio::spawn(async move {
-            let err = watched.closed().await;
-            let _ = closed_tx.send(Some(ConnEnd {
-                code: transport::peer_close_code(&err),
-                text: err.to_string(),
-                at: started.elapsed(),
-            }));
-        });
-        let opener = conn.clone();
-        let open_bi = Box::new(move || {
-            let conn = opener.clone();
-            Box::pin(async move {
-                conn.open_bi()
-                    .await
-                    .map(|(s, r)| (FrameWriter(s), FrameReader(r)))
-                    .map_err(|e| e.to_string())
-            }) as BoxFuture<Result<Streams, String>>
-        });
-        let close =
-            Box::new(move |code: CloseCode, reason: &str| transport::close(&conn, code, reason));
-        let mut session_id = [0u8; 16];
-        rand::rng().fill_bytes(&mut session_id);
-        Ok(Link {
-            session_id,
+        let hooks = conn_hooks!(conn, started);
+        let mut link = Link::assemble(
             binding,
-            writer: FrameWriter(send),
-            unread,
-            frames: frames_rx,
-            received: Vec::new(),
-            stream_end: None,
+            (FrameWriter(send), FrameReader(recv)),
+            reading,
+            hooks,
+            Box::new(client),
+        );
+        rand::rng().fill_bytes(&mut link.session_id);
+        Ok(link)
+    }
+}
+
+/// What a [`Link`] needs from its QUIC connection, built by [`conn_hooks!`]: the root
+/// test package has no `quinn` dependency, so the connection's type is never named and
+/// the connection is only captured by these closures.
+pub struct ConnHooks {
+    open_bi: Opener,
+    close: Closer,
+    closed: watch::Receiver<Option<ConnEnd>>,
+    started: Instant,
+}
+
+
+impl ConnHooks {
+    /// Used by [`conn_hooks!`] only.
+    pub fn new(
+        open_bi: Opener,
+        close: Closer,
+        closed: watch::Receiver<Option<ConnEnd>>,
+        started: Instant,
+    ) -> Self {
+        Self {
             open_bi,
             close,
-            closed: closed_rx,
-            _client: client,
+            closed,
             started,
-        })
+        }
     }
 }
 
@@ -161,9 +216,10 @@ pub struct ConnEnd {
     pub at: Duration,
 }
 
-/// One connection of the hostile peer and its session stream.
+/// One connection of a hostile peer (client or server) and its session stream.
 pub struct Link {
-    /// The session id our `Hello`s carry.
+    /// The session id our `Hello`s carry (on the server side: the initiator's, once
+    /// its `Hello` is read).
     pub session_id: [u8; 16],
     /// The TLS exporter value of this connection.
     pub binding: [u8; 32],
@@ -177,21 +233,22 @@ pub struct Link {
     open_bi: Opener,
     close: Closer,
     closed: watch::Receiver<Option<ConnEnd>>,
-    _client: ClientEndpoint,
+    /// The endpoint, kept alive as long as the link.
+    _endpoint: Box<dyn Any + Send + Sync>,
     started: Instant,
 }
 
-/// What a hostile step does with a frame the honest initiator wants to send.
+/// What a hostile step does with a frame the honest session wants to send.
 pub enum Step {
     /// Send it unchanged.
     Pass,
     /// Send these frames instead (none: drop it).
     Replace(Vec<Vec<u8>>),
-    /// Send these frames instead, then stop driving the initiator.
+    /// Send these frames instead, then stop driving the session.
     Stop(Vec<Vec<u8>>),
 }
 
-/// How driving the honest initiator ended.
+/// How driving the honest session ended.
 #[derive(Debug, Default)]
 pub struct Driven {
     /// Both sides confirmed the result.
@@ -220,6 +277,41 @@ pub struct Observed {
 }
 
 impl Link {
+    /// A link over the session stream `streams` of the connection behind `hooks`;
+    /// `endpoint` is kept alive with it.
+    pub fn assemble(
+        binding: [u8; 32],
+        streams: Streams,
+        reading: Reading,
+        hooks: ConnHooks,
+        endpoint: Box<dyn Any + Send + Sync>,
+    ) -> Link {
+        let (writer, reader) = streams;
+        let (frames_tx, frames_rx) = mpsc::unbounded_channel();
+        let unread = match reading {
+            Reading::Reads => {
+                tokio::spawn(read_frames(reader, frames_tx));
+                None
+            }
+            // Kept (not dropped, which would tell the peer to stop sending).
+            Reading::NeverReads { .. } => Some(reader),
+        };
+        Link {
+            session_id: [0; 16],
+            binding,
+            writer,
+            unread,
+            frames: frames_rx,
+            received: Vec::new(),
+            stream_end: None,
+            open_bi: hooks.open_bi,
+            close: hooks.close,
+            closed: hooks.closed,
+            _endpoint: endpoint,
+            started: hooks.started,
+        }
+    }
+
     /// A valid `Hello` for this link declaring `set_size` email identifiers.
     pub fn hello(&self, set_size: u64) -> Hello {
         Hello {
@@ -353,11 +445,12 @@ impl Link {
         }
     }
 
-    /// Runs the honest `initiator` over this link, passing every frame it wants to send
-    /// through `tamper`. Waits at most `wait` for each server frame.
-    pub async fn drive(
+    /// Runs the honest `session` (an initiator, or a responder that has accepted) over
+    /// this link, passing every frame it wants to send through `tamper`. Waits at most
+    /// `wait` for each frame of the other side.
+    pub async fn drive<S: Session>(
         &mut self,
-        initiator: &mut Initiator,
+        initiator: &mut S,
         mut tamper: impl FnMut(&Message) -> Step,
         wait: Duration,
     ) -> Driven {

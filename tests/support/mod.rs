@@ -1,25 +1,34 @@
-//! Helpers for the fault and attack tests (`tests/faults.rs`, `tests/hostile.rs`):
-//! real nodes in temporary data directories, real certificates, real QUIC on
-//! 127.0.0.1, audit-log queries, and a panic detector for node and protocol code.
+//! The one shared support module of the end-to-end tests (every file under `tests/`
+//! declares `mod support;`): real nodes in temporary data directories, real
+//! certificates, real QUIC on 127.0.0.1, audit-log queries, and a panic detector for
+//! node and protocol code.
 //!
-//! Submodules: [`hostile`] (a deliberately misbehaving initiator) and [`attacks`]
-//! (its playbook), [`relay`] (a lossy
-//! UDP relay), [`process`] (`blindmatch serve` as a child process that can be killed).
+//! Submodules: [`hostile`] (a deliberately misbehaving peer's end of a connection) with
+//! [`attacks`] (a hostile initiator's playbook), [`hostile_server`] (a hostile
+//! responder) with [`server_attacks`] (its playbook), [`relay`] (a lossy UDP relay),
+//! [`process`] (the `blindmatch` binary as a child process that can be killed),
+//! [`netns`] (two network namespaces joined by a veth pair, with kernel faults).
 
 #![allow(dead_code)]
 
 pub mod attacks;
 pub mod hostile;
+pub mod hostile_server;
+pub mod netns;
 pub mod process;
 pub mod relay;
+pub mod server_attacks;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
-use blindmatch_node::admin::{self, NewPeer};
-use blindmatch_node::config::{NodeConfig, PeerAddr};
+use blindmatch_node::admin;
+use blindmatch_node::audit::{self as node_audit, AuditCommand};
+use blindmatch_node::config::{AllowedMode, NodeConfig, PeerAddr, PeerConfig};
 use blindmatch_node::dataset::ImportOptions;
 use blindmatch_node::identity::Fingerprint;
 use blindmatch_node::matching::{self, MatchRequest, MatchSummary};
@@ -87,6 +96,34 @@ pub fn import_emails(node: &TestNode, name: &str, ids: impl IntoIterator<Item = 
     std::fs::remove_file(&path).expect("remove csv");
 }
 
+/// Writes `rows` (header first) as a CSV file and imports it as dataset `name`, with
+/// columns `id`, `email` and `phone`.
+pub fn import_csv(node: &TestNode, name: &str, rows: &[&[&str]]) {
+    import_csv_with(node, name, rows, |_| {});
+}
+
+/// [`import_csv`] with the import options changed by `edit` (e.g. provenance columns).
+pub fn import_csv_with(
+    node: &TestNode,
+    name: &str,
+    rows: &[&[&str]],
+    edit: impl FnOnce(&mut ImportOptions),
+) {
+    let path = node.dir.join(format!("{name}.csv"));
+    let mut writer = csv::Writer::from_path(&path).expect("csv file");
+    for row in rows {
+        writer.write_record(*row).expect("row");
+    }
+    writer.flush().expect("flush");
+    let mut options = ImportOptions::new(&path, name);
+    options.id_col = Some("id".into());
+    options.email_cols = vec!["email".into()];
+    options.phone_cols = vec!["phone".into()];
+    options.quiet = true;
+    edit(&mut options);
+    admin::import_dataset(&node.dir, &options).expect("import");
+}
+
 /// Pins a peer called `name` with certificate `fingerprint` on `node`, reachable at
 /// `addr`, offered `offers`, allowed every mode.
 pub fn pin(
@@ -96,18 +133,33 @@ pub fn pin(
     addr: SocketAddr,
     offers: &[&str],
 ) {
-    admin::add_peer(
-        &node.dir,
-        NewPeer {
-            name: name.to_owned(),
-            addr: PeerAddr::from(addr),
-            fingerprint,
-            offers: offers.iter().map(|s| s.to_string()).collect(),
-            modes: Vec::new(),
-            max_peer_set_size: None,
-        },
-    )
-    .expect("peer add");
+    add_peer(node, name, fingerprint, addr, offers, &[]);
+}
+
+/// Pins the node `peer` on `node`, reachable at `addr`, offered `offers`, allowed
+/// `modes` (empty: every mode).
+pub fn pin_node(
+    node: &TestNode,
+    peer: &TestNode,
+    addr: SocketAddr,
+    offers: &[&str],
+    modes: &[AllowedMode],
+) {
+    add_peer(node, &peer.name, peer.fingerprint, addr, offers, modes);
+}
+
+fn add_peer(
+    node: &TestNode,
+    name: &str,
+    fingerprint: Fingerprint,
+    addr: SocketAddr,
+    offers: &[&str],
+    modes: &[AllowedMode],
+) {
+    let peer = PeerConfig::new(name, PeerAddr::from(addr), fingerprint)
+        .offering(offers.iter().copied())
+        .with_modes(modes.iter().copied());
+    admin::add_peer(&node.dir, peer).expect("peer add");
 }
 
 /// A `serve` of a node running in this process.
@@ -185,6 +237,20 @@ pub async fn run_match(
     .await
 }
 
+/// Ids in a result CSV (first column), header skipped.
+pub fn result_ids(path: &Path) -> BTreeSet<String> {
+    let mut reader = csv::Reader::from_path(path).expect("result file");
+    reader
+        .records()
+        .map(|r| r.expect("row").get(0).expect("id").to_owned())
+        .collect()
+}
+
+/// The files in a node's results directory (none when it does not exist).
+pub fn responder_results(node: &TestNode) -> Vec<PathBuf> {
+    files_ending(&node.dir.join("results"), "")
+}
+
 /// Number of data rows in a result CSV (header skipped).
 pub fn result_rows(path: &Path) -> usize {
     let text = std::fs::read_to_string(path).expect("result file");
@@ -199,6 +265,41 @@ pub fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
             .filter(|p| p.to_string_lossy().ends_with(suffix))
             .collect(),
         Err(_) => Vec::new(),
+    }
+}
+
+/// The audit log's lines.
+pub fn audit_lines(node: &TestNode) -> Vec<String> {
+    std::fs::read_to_string(node.dir.join("audit.jsonl"))
+        .expect("audit log")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `fields` of the audit records of type `kind` in `node`'s log, in order.
+pub fn audit_records(node: &TestNode, kind: &str) -> Vec<serde_json::Value> {
+    audit_kind(&node.dir, kind)
+        .into_iter()
+        .map(|e| e.fields)
+        .collect()
+}
+
+/// Runs `blindmatch audit verify` on `dir`'s log (the node's own key); returns its
+/// output, or the output and why it failed.
+pub fn audit_verify(dir: &Path) -> Result<String, String> {
+    let mut out = Vec::new();
+    let verify = AuditCommand::Verify {
+        log: None,
+        key: None,
+        checkpoint: None,
+    };
+    let code = node_audit::run_with_output(verify, dir, &mut out).map_err(|e| format!("{e:#}"))?;
+    let out = String::from_utf8_lossy(&out).into_owned();
+    if code == ExitCode::SUCCESS {
+        Ok(out)
+    } else {
+        Err(format!("audit verify failed ({code:?}):\n{out}"))
     }
 }
 

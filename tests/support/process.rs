@@ -1,4 +1,5 @@
-//! `blindmatch serve` as a child process, so that a test can kill it with SIGKILL.
+//! The `blindmatch` binary as a child process: `serve`, which a test can kill with
+//! SIGKILL, and one-shot commands.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -20,7 +21,22 @@ impl ServeProcess {
     /// Starts `serve` for the node in `data_dir` on `listen` and waits until it says
     /// it is serving.
     pub fn start(data_dir: &Path, listen: SocketAddr) -> ServeProcess {
-        let mut child = Command::new(BIN)
+        Self::start_under(&[], data_dir, listen)
+    }
+
+    /// [`ServeProcess::start`] with the binary run by the command `prefix` (e.g.
+    /// `ip netns exec NAME`, which execs it in place, so killing the child kills
+    /// `serve`).
+    pub fn start_under(prefix: &[String], data_dir: &Path, listen: SocketAddr) -> ServeProcess {
+        let mut command = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .arg("--data-dir")
             .arg(data_dir)
             .arg("serve")
@@ -65,6 +81,23 @@ impl Drop for ServeProcess {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Runs `blindmatch --data-dir DATA_DIR ARGS…` to its end; returns whether it
+/// succeeded, its stdout and its stderr.
+pub fn blindmatch(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run blindmatch");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The address in "serving `name` on 127.0.0.1:PORT (fingerprint …)".
