@@ -36,8 +36,8 @@ use blindmatch_protocol::session::{
     Session,
 };
 use blindmatch_protocol::wire::OutputMode;
-use support::{Server, TestNode, node, pin_node};
 use sha2::{Digest, Sha256};
+use support::{Server, TestNode, node, pin_node};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 

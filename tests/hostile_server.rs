@@ -177,7 +177,12 @@ fn cases() -> Vec<Case> {
             "invalid point encoding",
             Aborts,
         ),
-        case(IdentityPointInBlinded, C::BAD_POINTS, "identity point", Aborts),
+        case(
+            IdentityPointInBlinded,
+            C::BAD_POINTS,
+            "identity point",
+            Aborts,
+        ),
         case(
             ReflectsPointsAsBlinded,
             C::BAD_POINTS,
@@ -301,7 +306,10 @@ async fn hostile_servers_fail_the_match_cleanly() {
         match task.await {
             Ok(Ok(())) => {}
             Ok(Err(failure)) => failures.push(failure),
-            Err(err) => failures.push(format!("{}: the test task failed: {err}", name(case.attack))),
+            Err(err) => failures.push(format!(
+                "{}: the test task failed: {err}",
+                name(case.attack)
+            )),
         }
     }
     if let Some(Err(err)) = control {
@@ -351,9 +359,14 @@ async fn reject_text_of_a_hostile_server_is_shown_without_control_characters() {
     let fx = Fixture::new();
     let attack = ServerAttack::RejectWithGarbageReason;
     let server = fx.hostile(attack);
-    let err = run_match(&fx.crm, &name(attack), "crm", fx.out_dir("lib").join("r.csv"))
-        .await
-        .expect_err("refused");
+    let err = run_match(
+        &fx.crm,
+        &name(attack),
+        "crm",
+        fx.out_dir("lib").join("r.csv"),
+    )
+    .await
+    .expect_err("refused");
     let _ = server.saw().await;
     let text = err.to_string();
     assert!(
@@ -387,7 +400,10 @@ async fn cli_match_against_a_hostile_server_fails_cleanly() {
     assert!(files_ending(out.parent().expect("dir"), "").is_empty());
     let aborted = audit_kind(&fx.crm.dir, "session_aborted");
     assert_eq!(aborted.len(), 1);
-    assert_eq!(aborted[0].close_code(), Some(u64::from(CloseCode::FINISH_MISMATCH.0)));
+    assert_eq!(
+        aborted[0].close_code(),
+        Some(u64::from(CloseCode::FINISH_MISMATCH.0))
+    );
     audit_verify(&fx.crm.dir).expect("audit log");
 }
 
@@ -405,7 +421,9 @@ async fn cli_prints_a_session_failure_once() {
 
 /// Characters a peer must not get onto the user's terminal.
 fn is_dangerous(c: char) -> bool {
-    c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c)
+    c.is_control()
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
 }
 
 /// The initiator under test and where its results would go.
@@ -486,7 +504,9 @@ impl Fixture {
                 result_rows(&out)
             ));
         }
-        if saw.observed.abort.is_some() || saw.observed.conn.as_ref().and_then(|c| c.code) != Some(CloseCode::OK) {
+        if saw.observed.abort.is_some()
+            || saw.observed.conn.as_ref().and_then(|c| c.code) != Some(CloseCode::OK)
+        {
             return Err(format!("not a clean end: {:?}", saw.observed));
         }
         Ok(())
@@ -564,18 +584,30 @@ fn check(
     match case.ends {
         Ends::Aborts => {
             if seen.abort != Some(case.code) {
-                return Err(format!("expected an Abort({}), got {:?}", case.code, seen.abort));
+                return Err(format!(
+                    "expected an Abort({}), got {:?}",
+                    case.code, seen.abort
+                ));
             }
             if conn_code != Some(case.code) {
-                return Err(format!("expected the connection closed with {}, got {conn_code:?}", case.code));
+                return Err(format!(
+                    "expected the connection closed with {}, got {conn_code:?}",
+                    case.code
+                ));
             }
         }
         Ends::Closes => {
             if seen.abort.is_some() {
-                return Err(format!("no Abort is owed to a peer that ended the session, got {:?}", seen.abort));
+                return Err(format!(
+                    "no Abort is owed to a peer that ended the session, got {:?}",
+                    seen.abort
+                ));
             }
             if conn_code != Some(case.code) {
-                return Err(format!("expected the connection closed with {}, got {conn_code:?}", case.code));
+                return Err(format!(
+                    "expected the connection closed with {}, got {conn_code:?}",
+                    case.code
+                ));
             }
         }
         Ends::Gone => {}
@@ -589,14 +621,23 @@ fn check(
     let records = audit_of(&fx.crm.dir, &session);
     let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
     if kinds != ["session_requested", "session_aborted"] {
-        return Err(format!("expected session_requested, session_aborted; audit has {kinds:?}"));
+        return Err(format!(
+            "expected session_requested, session_aborted; audit has {kinds:?}"
+        ));
     }
     let aborted = &records[1];
     if aborted.close_code() != Some(u64::from(case.code.0)) {
-        return Err(format!("audit close code {:?}, expected {}", aborted.close_code(), case.code));
+        return Err(format!(
+            "audit close code {:?}, expected {}",
+            aborted.close_code(),
+            case.code
+        ));
     }
     if aborted.text() != driver.to_string() {
-        return Err(format!("audit error `{}` differs from `{driver}`", aborted.text()));
+        return Err(format!(
+            "audit error `{}` differs from `{driver}`",
+            aborted.text()
+        ));
     }
     Ok(())
 }

@@ -67,7 +67,8 @@ async fn import_killed_at_any_point_leaves_the_previous_dataset_intact() {
                 }
                 // Put the old one back for the next kill.
                 import(&provider.dir, &old_csv, "kp").expect("re-import the old dataset");
-                old_bytes = std::fs::read(dataset::dataset_path(&provider.dir, "kp")).expect("kp.bmds");
+                old_bytes =
+                    std::fs::read(dataset::dataset_path(&provider.dir, "kp")).expect("kp.bmds");
             }
             Stored::Broken(why) => panic!("killed {after:?}: the stored dataset is broken: {why}"),
         }
@@ -91,7 +92,11 @@ async fn import_killed_at_any_point_leaves_the_previous_dataset_intact() {
     let summary = run_match(&crm, "provider", "crm", root.path().join("old.out.csv"))
         .await
         .expect("match against the old dataset");
-    assert_eq!(summary.their_size, 2 * OLD as u64, "an email and a phone per record");
+    assert_eq!(
+        summary.their_size,
+        2 * OLD as u64,
+        "an email and a phone per record"
+    );
     assert_eq!(summary.intersection, Some((OLD / 2) as u64));
 
     server.stop().await;
@@ -100,7 +105,10 @@ async fn import_killed_at_any_point_leaves_the_previous_dataset_intact() {
     let (ok, _, stderr) = blindmatch(&provider.dir, &import_args_str(&big_csv, "kp"));
     assert!(ok, "the re-import failed: {stderr}");
     assert_eq!(stored_state(&provider.dir, &old_bytes), Stored::New);
-    assert_eq!(last_import_sha(&provider.dir, "kp"), Some(input_sha(&provider.dir, "kp")));
+    assert_eq!(
+        last_import_sha(&provider.dir, "kp"),
+        Some(input_sha(&provider.dir, "kp"))
+    );
     check_listing(&provider.dir);
     audit_verify(&provider.dir).expect("audit log");
     let leftovers = temp_files(&provider.dir);
@@ -120,14 +128,20 @@ fn temporary_file_of_a_killed_import_does_not_outlive_the_dataset() {
     let provider = node(root.path(), "provider");
     let big_csv = write_csv(root.path(), "big.csv", 0..BIG);
     let status = import_killed(&provider.dir, &big_csv, Kill::WhileWritingTheDataset);
-    assert!(!status.success(), "the import finished before it could be killed");
+    assert!(
+        !status.success(),
+        "the import finished before it could be killed"
+    );
     let left = temp_files(&provider.dir);
     assert!(!left.is_empty(), "no temporary file to clean up");
     import(&provider.dir, &big_csv, "kp").expect("import again");
     let (ok, _, stderr) = blindmatch(&provider.dir, &["dataset", "remove", "kp"]);
     assert!(ok, "{stderr}");
     let left = files_ending(&dataset::datasets_dir(&provider.dir), "");
-    assert!(left.is_empty(), "left behind after `dataset remove kp`: {left:?}");
+    assert!(
+        left.is_empty(),
+        "left behind after `dataset remove kp`: {left:?}"
+    );
 }
 
 /// When to kill an import.
@@ -164,9 +178,9 @@ fn import_killed(data_dir: &Path, csv: &Path, when: Kill) -> std::process::ExitS
             Kill::WhenRejectsReplaced => modified(&rejects) != rejects_before,
             Kill::WhileWritingTheDataset => std::fs::read_dir(&datasets)
                 .map(|entries| {
-                    entries.filter_map(Result::ok).any(|e| {
-                        e.file_name().to_string_lossy().starts_with(".kp.bmds.")
-                    })
+                    entries
+                        .filter_map(Result::ok)
+                        .any(|e| e.file_name().to_string_lossy().starts_with(".kp.bmds."))
                 })
                 .unwrap_or(false),
         };
@@ -220,9 +234,16 @@ fn check_listing(data_dir: &Path) {
     names.sort_unstable();
     assert_eq!(names, ["calibration", "kp"], "{stdout}");
     let entries = dataset::list(data_dir).expect("list");
-    assert!(entries.iter().all(|e| e.meta.is_ok()), "an unreadable dataset");
+    assert!(
+        entries.iter().all(|e| e.meta.is_ok()),
+        "an unreadable dataset"
+    );
     for temp in temp_files(data_dir) {
-        let name = temp.file_name().expect("name").to_string_lossy().into_owned();
+        let name = temp
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         assert!(
             name.starts_with('.') && name.ends_with(".tmp"),
             "unexpected file {name} in the datasets directory"
@@ -235,7 +256,10 @@ fn temp_files(data_dir: &Path) -> Vec<PathBuf> {
     files_ending(&dataset::datasets_dir(data_dir), "")
         .into_iter()
         .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             !(name.ends_with(".bmds") || name.ends_with(".rejects.csv")) || name.starts_with('.')
         })
         .collect()

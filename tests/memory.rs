@@ -194,7 +194,11 @@ async fn declared_set_beyond_the_cap_is_refused_before_any_allocation() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(refused.len(), 51, "the warm-up and 50 refusals");
-    assert!(refused.iter().all(|r| r.text().starts_with("set-too-large")));
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.text().starts_with("set-too-large"))
+    );
 
     // Above what the protocol can describe at all: an invalid message.
     let mut link = fx.hostile.connect().await.expect("connect");
@@ -234,7 +238,13 @@ impl Fixture {
         import_emails(&crm, "crm", 500..1_500);
         pin(&provider, "crm", crm.fingerprint, not_serving(), &["kp"]);
         let mut hostile = HostilePeer::generate();
-        pin(&provider, "hostile", hostile.fingerprint(), not_serving(), &["kp"]);
+        pin(
+            &provider,
+            "hostile",
+            hostile.fingerprint(),
+            not_serving(),
+            &["kp"],
+        );
         let mut config = NodeConfig::load(&provider.dir).expect("config");
         config.peer_mut("hostile").expect("peer").max_peer_set_size = cap;
         config.save(&provider.dir).expect("save");
@@ -296,7 +306,8 @@ async fn hog_session(mut link: Link, hog: Hog, points: &[[u8; 32]]) {
     match hog {
         Hog::FrameFlood => {
             link.send(&Message::Hello(link.hello(20))).await;
-            link.wait_for(|m| matches!(m, Message::Accept(_)), answer).await;
+            link.wait_for(|m| matches!(m, Message::Accept(_)), answer)
+                .await;
             let mut frame = vec![0u8; MAX_FRAME_LEN];
             frame[0] = 4;
             frame[1..5].copy_from_slice(&(MAX_BATCH_POINTS as u32).to_be_bytes());
@@ -306,7 +317,8 @@ async fn hog_session(mut link: Link, hog: Hog, points: &[[u8; 32]]) {
         }
         Hog::FrameNeverCompleted => {
             link.send(&Message::Hello(link.hello(20))).await;
-            link.wait_for(|m| matches!(m, Message::Accept(_)), answer).await;
+            link.wait_for(|m| matches!(m, Message::Accept(_)), answer)
+                .await;
             let mut bytes = (MAX_FRAME_LEN as u32).to_be_bytes().to_vec();
             bytes.resize(4 + MAX_FRAME_LEN - 1, 4);
             link.send_raw(&bytes).await;
@@ -339,17 +351,25 @@ async fn hog_session(mut link: Link, hog: Hog, points: &[[u8; 32]]) {
             let frame = Message::Hello(link.hello(20)).to_frame();
             let mut bytes = (frame.len() as u32).to_be_bytes().to_vec();
             bytes.extend_from_slice(&frame);
-            link.trickle(&bytes, Duration::from_millis(300), Duration::from_secs(IDLE_SECS + 2))
-                .await;
+            link.trickle(
+                &bytes,
+                Duration::from_millis(300),
+                Duration::from_secs(IDLE_SECS + 2),
+            )
+            .await;
         }
         Hog::HugeDeclaredSet => {
-            link.send(&Message::Hello(link.hello(u64::from(u32::MAX)))).await;
-            link.wait_for(|m| matches!(m, Message::Accept(_)), answer).await;
+            link.send(&Message::Hello(link.hello(u64::from(u32::MAX))))
+                .await;
+            link.wait_for(|m| matches!(m, Message::Accept(_)), answer)
+                .await;
             link.send(&Message::Blinded(points.to_vec())).await;
         }
         Hog::HugeAnnouncedFrame => link.send_raw(&u32::MAX.to_be_bytes()).await,
     }
-    let _ = link.observe(false, Duration::from_secs(IDLE_SECS + 6)).await;
+    let _ = link
+        .observe(false, Duration::from_secs(IDLE_SECS + 6))
+        .await;
 }
 
 /// One session declaring `set_size` elements; the server's `Reject` reason, if any.

@@ -92,12 +92,17 @@ fn dark_kernel_link_ends_the_match_within_the_idle_timeout() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let how = net.go_dark().unwrap_or_else(|e| panic!("cannot drop packets: {e}"));
+    let how = net
+        .go_dark()
+        .unwrap_or_else(|e| panic!("cannot drop packets: {e}"));
     let dark_at = Instant::now();
     let output = wait_with_deadline(child, Duration::from_secs(IDLE_SECS + 15));
     let took = dark_at.elapsed();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!("link dark ({how}); match failed {took:?} later: {}", stderr.trim());
+    eprintln!(
+        "link dark ({how}); match failed {took:?} later: {}",
+        stderr.trim()
+    );
     assert!(!output.status.success(), "a dark link cannot complete");
     let idle = Duration::from_secs(IDLE_SECS);
     assert!(
@@ -109,7 +114,10 @@ fn dark_kernel_link_ends_the_match_within_the_idle_timeout() {
         "not a clear timeout error: {stderr}"
     );
     assert!(!out.exists(), "no result file");
-    assert!(files_ending(&p.out_dir(), "").is_empty(), "nothing partial left");
+    assert!(
+        files_ending(&p.out_dir(), "").is_empty(),
+        "nothing partial left"
+    );
     let aborted = audit_kind(&p.crm.dir, "session_aborted");
     assert_eq!(aborted.len(), 1, "the initiator records the abort");
     assert_eq!(aborted[0].close_code(), Some(8), "{}", aborted[0].text());

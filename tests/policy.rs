@@ -359,8 +359,12 @@ fn points(range: std::ops::Range<u32>) -> Vec<[u8; 32]> {
 async fn points_beyond_the_declared_size_are_cut_off() {
     let f = fixture(|p| p.max_peer_set_size = Some(3));
     let mut raw = raw_session(&f.acme, &f.vendor, f.addr()).await;
-    raw.send(&raw_hello([7; 16], OutputMode::Initiator, 3)).await;
-    assert!(matches!(raw.next_message(RAW_WAIT).await, Some(Message::Accept(_))));
+    raw.send(&raw_hello([7; 16], OutputMode::Initiator, 3))
+        .await;
+    assert!(matches!(
+        raw.next_message(RAW_WAIT).await,
+        Some(Message::Accept(_))
+    ));
     // The declared 3 points are re-blinded...
     raw.send(&Message::Blinded(points(0..3))).await;
     let mut reblinded = 0;
@@ -404,7 +408,10 @@ async fn replayed_session_id_is_refused_even_after_a_restart() {
     let id = [42; 16];
     let mut first = raw_session(&f.acme, &f.vendor, f.addr()).await;
     first.send(&raw_hello(id, OutputMode::Cardinality, 3)).await;
-    assert!(matches!(first.next_message(RAW_WAIT).await, Some(Message::Accept(_))));
+    assert!(matches!(
+        first.next_message(RAW_WAIT).await,
+        Some(Message::Accept(_))
+    ));
     drop(first);
     for round in ["same server", "after restart"] {
         if round == "after restart" {
@@ -482,7 +489,10 @@ async fn concurrent_sessions_per_peer_are_capped() {
     let mut held = raw_session(&f.acme, &f.vendor, f.addr()).await;
     held.send(&raw_hello([9; 16], OutputMode::Cardinality, 3))
         .await;
-    assert!(matches!(held.next_message(RAW_WAIT).await, Some(Message::Accept(_))));
+    assert!(matches!(
+        held.next_message(RAW_WAIT).await,
+        Some(Message::Accept(_))
+    ));
     let text = refused(&f.acme, ASK, "busy").await;
     assert!(text.contains("at most 1 session at once"), "{text}");
     audit_refused(&f.vendor, "busy");

@@ -167,7 +167,6 @@ pub struct ConnHooks {
     started: Instant,
 }
 
-
 impl ConnHooks {
     /// Used by [`conn_hooks!`] only.
     pub fn new(

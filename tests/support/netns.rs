@@ -125,7 +125,7 @@ impl NetnsPair {
             .map(drop)
         });
         match netem {
-            Ok(()) => return Ok(format!("tc netem loss {loss} delay {delay}")),
+            Ok(()) => Ok(format!("tc netem loss {loss} delay {delay}")),
             Err(err) => {
                 self.clear();
                 let script = |veth: &str| {
@@ -135,7 +135,10 @@ impl NetnsPair {
                     )
                 };
                 let nft = self.each(|ns, veth| {
-                    run_with_input(&["ip", "netns", "exec", ns, "nft", "-f", "-"], &script(veth))
+                    run_with_input(
+                        &["ip", "netns", "exec", ns, "nft", "-f", "-"],
+                        &script(veth),
+                    )
                 });
                 match nft {
                     Ok(()) => Ok(format!(
@@ -181,11 +184,21 @@ impl NetnsPair {
     pub fn dropped(&self) -> Option<u64> {
         let mut total = None;
         for (ns, veth) in self.names.iter().zip(&self.veths) {
-            let qdisc = run(&["ip", "netns", "exec", ns, "tc", "-s", "qdisc", "show", "dev", veth])
-                .ok()
-                .and_then(|text| number_after(&text, "dropped "));
+            let qdisc = run(&[
+                "ip", "netns", "exec", ns, "tc", "-s", "qdisc", "show", "dev", veth,
+            ])
+            .ok()
+            .and_then(|text| number_after(&text, "dropped "));
             let nft = run(&[
-                "ip", "netns", "exec", ns, "nft", "list", "table", "inet", "blindmatch_test",
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "nft",
+                "list",
+                "table",
+                "inet",
+                "blindmatch_test",
             ])
             .ok()
             .and_then(|text| number_after(&text, "counter packets "));

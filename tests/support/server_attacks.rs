@@ -108,9 +108,7 @@ pub async fn perform(link: &mut Link, attack: ServerAttack) -> Option<[u8; 16]> 
             frame.extend_from_slice(&[0, 0, 0]);
             link.send_frame(&frame).await;
         }
-        AcceptWithUnknownKinds => {
-            link.send_frame(&raw_accept(SERVER_SET as u64, 0x80)).await
-        }
+        AcceptWithUnknownKinds => link.send_frame(&raw_accept(SERVER_SET as u64, 0x80)).await,
         AcceptSetSizeAboveU32 => {
             let size = u64::from(u32::MAX) + 1;
             link.send_frame(&raw_accept(size, email_kinds().bits()))
