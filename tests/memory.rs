@@ -8,7 +8,7 @@
 //! - Afterwards the server holds less than its high-water mark of a warm-up round plus
 //!   [`LEAK_BOUND`]: nothing of a session stays behind it. (glibc keeps freed memory in
 //!   its arenas for reuse, so the resident set follows the peak, not the number of
-//!   sessions: four rounds of 200 settle at the same size.)
+//!   sessions.)
 //! - At its peak, it stayed under what the transport's flow-control windows allow for
 //!   the sessions in flight (see [`peak_bound`]).
 //! - A declared set size far beyond the peer's cap is refused (`set-too-large`) with no
