@@ -15,7 +15,8 @@
 //! stream or connection closed) is recorded as `connection_aborted` with the peer's
 //! fingerprint, a fixed reason and the close code, never anything the peer sent; such
 //! records are coalesced per peer and reason ([`NO_HELLO_INTERVAL`], see
-//! [`Coalescer`](crate::audit::Coalescer)), so a flood of them cannot grow the log without bound.
+//! [`Coalescer`](crate::audit::Coalescer)), so a flood of them cannot grow the log
+//! without bound.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
