@@ -43,9 +43,10 @@ pub enum NodeError {
     /// Network problem.
     #[error(transparent)]
     Transport(#[from] TransportError),
-    /// The session failed.
+    /// The session failed. The cause is in the message and deliberately not a
+    /// `source`, so `{err:#}` (what the CLI prints) shows it once, not twice.
     #[error("session failed: {0}")]
-    Session(#[from] DriverError),
+    Session(DriverError),
     /// A named peer is not configured.
     #[error("no peer named `{0}`; add it with `blindmatch peer add` (see `blindmatch peer list`)")]
     UnknownPeer(String),
@@ -62,6 +63,12 @@ pub enum NodeError {
     /// Anything else, already phrased for the user.
     #[error("{0}")]
     Other(String),
+}
+
+impl From<DriverError> for NodeError {
+    fn from(err: DriverError) -> Self {
+        NodeError::Session(err)
+    }
 }
 
 /// A node opened from its data directory.

@@ -439,6 +439,22 @@ fn put_text(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(bytes);
 }
 
+/// A peer's free text made safe to show: control characters and bidirectional
+/// overrides (which could clear a terminal, forge a line of output or reorder what is
+/// shown) become visible `\u{..}` escapes.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Checks that a text field fits the wire limit.
 pub fn check_text(field: &'static str, text: &str) -> Result<(), Error> {
     if text.len() > MAX_TEXT_LEN {

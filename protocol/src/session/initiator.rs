@@ -153,7 +153,7 @@ impl Initiator {
                 }
                 Message::Reject(reject) => Err(Error::Refused {
                     reason: reject.reason,
-                    text: reject.text,
+                    text: crate::wire::printable(&reject.text),
                 }),
                 Message::Abort(code) => Err(Error::PeerAborted(code)),
                 other => Err(PeerMisbehaved::UnexpectedMessage {

@@ -187,3 +187,23 @@ proptest! {
         prop_assert_eq!(Message::decode(&msg.to_frame()), Ok(msg));
     }
 }
+
+#[test]
+fn printable_escapes_control_and_bidi_characters_only() {
+    let hostile = "ok\u{1b}[2J\r\nforged\u{7}\u{0}\u{202e}txt 拒绝";
+    let shown = printable(hostile);
+    assert!(
+        !shown
+            .chars()
+            .any(|c| c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)),
+        "{shown:?}"
+    );
+    assert_eq!(
+        shown,
+        "ok\\u{1b}[2J\\u{d}\\u{a}forged\\u{7}\\u{0}\\u{202e}txt 拒绝"
+    );
+    assert_eq!(
+        printable("policy: dataset not offered"),
+        "policy: dataset not offered"
+    );
+}
