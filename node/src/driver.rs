@@ -232,7 +232,9 @@ pub async fn run<S: Session + 'static>(
     match tokio::time::timeout(options.idle_timeout, &mut writer_task).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(err))) => {
-            if result.is_ok() {
+            // The writer's error says more than "the stream ended early", which is all
+            // the session thread saw of it.
+            if matches!(result, Ok(_) | Err(DriverError::PeerClosedEarly)) {
                 result = Err(err.into());
             }
         }
@@ -277,6 +279,9 @@ pub async fn run<S: Session + 'static>(
 enum Wake {
     Frame(Option<Result<Vec<u8>, TransportError>>),
     Capacity,
+    /// The writer task ended while the session runs: its stream failed (e.g. the peer
+    /// stopped reading); `run` reports the writer's own error.
+    WriterGone,
     Timeout,
     Cancelled,
 }
@@ -380,6 +385,7 @@ fn pump_session<S: Session>(
                     Wake::Capacity
                 }
                 _ = tokio::time::sleep(wait) => Wake::Timeout,
+                _ = out_tx.closed() => Wake::WriterGone,
                 _ = cancelled => Wake::Cancelled,
             }
         });
@@ -390,6 +396,9 @@ fn pump_session<S: Session>(
             }
             Wake::Frame(None) => on_frame(session, None, &mut failure),
             Wake::Capacity => {}
+            Wake::WriterGone => {
+                failure.get_or_insert(DriverError::PeerClosedEarly);
+            }
             Wake::Timeout => {
                 let err = DriverError::Timeout(options.idle_timeout);
                 abort(session, out_tx, &mut pending_out, err.close_code());
@@ -502,12 +511,38 @@ async fn read_frames(
     }
 }
 
+/// Writes the session's frames, then finishes the stream. A peer that stops reading
+/// (`STOP_SENDING`) ends it at once, even while there is nothing to write: otherwise the
+/// session would only notice at the idle timeout.
 async fn write_frames(
     mut writer: FrameWriter,
     mut rx: mpsc::Receiver<Vec<u8>>,
     traffic: Arc<Traffic>,
 ) -> Result<(), TransportError> {
-    while let Some(frame) = rx.recv().await {
+    let stopped = writer.0.stopped();
+    tokio::pin!(stopped);
+    let mut watch_stop = true;
+    loop {
+        let frame = tokio::select! {
+            // Queued frames first: they are written (or fail) before a stop is reported.
+            biased;
+            frame = rx.recv() => frame,
+            stop = &mut stopped, if watch_stop => {
+                match stop {
+                    Ok(Some(code)) => {
+                        return Err(TransportError::StreamStopped {
+                            code: code.into_inner(),
+                        });
+                    }
+                    // The connection failed: the reader reports it, and so will the
+                    // next write or the finish. `Ok(None)` does not happen before we
+                    // finish.
+                    Ok(None) | Err(_) => watch_stop = false,
+                }
+                continue;
+            }
+        };
+        let Some(frame) = frame else { break };
         writer.write_frame(&frame).await?;
         traffic
             .sent

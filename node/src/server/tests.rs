@@ -386,6 +386,24 @@ async fn a_peer_that_goes_away_mid_session_is_recorded_as_peer_gone() {
             && error.contains("cancelled (7)"),
         "{error}"
     );
+
+    // It stops reading the session stream (STOP_SENDING) but keeps the connection:
+    // noticed at once, even with nothing left to write, not at the idle timeout.
+    let (conn, _send, mut reader) = accepted_session(&fx).await;
+    reader.0.stop(quinn::VarInt::from_u32(5)).unwrap();
+    let stopped_at = Instant::now();
+    let aborted = fx.wait_for("session_aborted", 3).await;
+    assert!(stopped_at.elapsed() < IDLE, "{:?}", stopped_at.elapsed());
+    drop(conn);
+    assert_eq!(
+        field(&aborted[2], "close_code"),
+        u64::from(CloseCode::PEER_GONE.0)
+    );
+    let error = field(&aborted[2], "error").as_str().unwrap();
+    assert!(
+        error.contains("stopped reading the session stream (code 5)"),
+        "{error}"
+    );
     fx.assert_log_verifies();
     fx.stop().await;
 }
