@@ -2,26 +2,19 @@
 //! twice, `peer add` both ways, `dataset import`, `serve` in the background, `match`,
 //! results compared; `audit verify` on both logs.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_blindmatch");
+use support::process::{BIN, ServeProcess};
 
+/// Runs `blindmatch --data-dir DATA_DIR ARGS…`, which must succeed; its stdout.
 fn blindmatch(data_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .expect("run blindmatch");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "blindmatch {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, stdout, stderr) = support::process::blindmatch(data_dir, args);
+    assert!(ok, "blindmatch {args:?} failed:\n{stdout}\n{stderr}");
     stdout
 }
 
@@ -34,45 +27,15 @@ fn fingerprint(data_dir: &Path) -> String {
         .to_owned()
 }
 
+fn localhost(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .map(|a| a.port())
         .expect("a free port")
-}
-
-struct Serving(Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(data_dir: &Path) -> Serving {
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("serve")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    // Wait until it says it is serving.
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(Instant::now() < deadline, "serve did not start");
-        match lines.next() {
-            Some(Ok(line)) if line.contains("serving") => break,
-            Some(Ok(_)) => continue,
-            _ => panic!("serve exited before serving"),
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Serving(child)
 }
 
 #[test]
@@ -173,7 +136,7 @@ fn two_nodes_match_through_the_binary() {
         "{peers}"
     );
 
-    let server = serve(&datahub);
+    let server = ServeProcess::start(&datahub, localhost(port));
     let out = root.path().join("matches.csv");
     let summary = blindmatch(
         &acme,
@@ -247,8 +210,8 @@ fn serve_stops_gracefully_on_sigterm() {
             &format!("127.0.0.1:{port}"),
         ],
     );
-    let mut server = serve(&node);
-    let pid = server.0.id().to_string();
+    let mut server = ServeProcess::start(&node, localhost(port));
+    let pid = server.pid().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -256,7 +219,7 @@ fn serve_stops_gracefully_on_sigterm() {
     assert!(killed.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(status) = server.0.try_wait().expect("wait") {
+        if let Some(status) = server.try_wait() {
             break status;
         }
         assert!(

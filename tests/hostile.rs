@@ -296,7 +296,11 @@ fn cases() -> Vec<Case> {
         ),
         case(ManyStreams, Ends::Completed, Audit::Completed),
         // Noticed when its STOP_SENDING arrives, not at the idle timeout.
-        case(StopsReading, Ends::Unobservable, Audit::Aborted(C::PEER_GONE)),
+        case(
+            StopsReading,
+            Ends::Unobservable,
+            Audit::Aborted(C::PEER_GONE),
+        ),
         case(
             DatasetNotOfferedThenKeepsSending,
             Ends::Reject(RejectReason::DATASET_NOT_OFFERED),

@@ -70,6 +70,11 @@ impl ServeProcess {
         self.child.id()
     }
 
+    /// Its exit status, if it has exited (reaped).
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("wait for serve")
+    }
+
     /// Kills the process with SIGKILL (no chance to clean up) and reaps it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
