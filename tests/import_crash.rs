@@ -122,7 +122,6 @@ async fn import_killed_at_any_point_leaves_the_previous_dataset_intact() {
 /// A killed import's temporary file holds normalised identifiers (personal data). Once
 /// the import is run again or the dataset removed, none of it may stay behind.
 #[test]
-#[ignore = "bug: the temporary file of a killed import (normalised identifiers) is never removed, not by the next import nor by `dataset remove`"]
 fn temporary_file_of_a_killed_import_does_not_outlive_the_dataset() {
     let root = tempfile::tempdir().expect("tempdir");
     let provider = node(root.path(), "provider");

@@ -13,6 +13,7 @@ use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
 use super::AuditError;
+use crate::identity::sync_dir;
 
 /// File name of the audit log inside the data directory.
 pub const LOG_FILE: &str = "audit.jsonl";
@@ -516,18 +517,5 @@ fn io_err<'a>(
         path: path.to_owned(),
         what,
         source,
-    }
-}
-
-/// Makes a new directory entry durable.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
     }
 }

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::columns::{Checked, Column, Plan, cell};
+use super::guard::DatasetsLock;
 use super::input::{DecodingReader, HashingReader, MALFORMED_MARKER, RawProgress};
 use super::report::{ImportReport, Rejects, summarise};
 use super::store::{self, StoredRecord};
@@ -287,6 +288,7 @@ pub fn import(
     };
     // The report first, the dataset last: the dataset's rename is the commit point,
     // and its metadata names the report that belongs to it.
+    let _lock = DatasetsLock::acquire(data_dir, &opts.name)?;
     write_file_atomic(&report_path, &report_bytes, Access::OwnerOnly).map_err(|source| {
         DatasetError::Storage {
             action: "writing",

@@ -40,10 +40,13 @@
 //! very last step of an import. The rejects report is written just before it; the
 //! dataset's metadata holds the report's SHA-256 so a report left over from an import
 //! that failed at the final rename can be told apart. Dataset files hold normalised
-//! personal data and are created owner-only (0600).
+//! personal data and are created owner-only (0600). Writers take turns on a lock on
+//! the directory, and the temporary files of a writer that was killed are deleted by
+//! the next one (the `guard` submodule).
 
 mod columns;
 mod command;
+mod guard;
 mod import;
 mod input;
 mod report;

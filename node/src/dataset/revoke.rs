@@ -24,6 +24,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use super::guard::DatasetsLock;
 use super::store::{Dataset, encode_record, write};
 use super::{DatasetError, ProvenanceCounts, dataset_path};
 
@@ -56,6 +57,8 @@ pub fn revoke(data_dir: &Path, name: &str, ids_file: &Path) -> Result<RevokeRepo
         ))
     })?;
     let ids = parse_ids(&text);
+    // Held from load to write, so an import landing in between is not overwritten.
+    let _lock = DatasetsLock::acquire(data_dir, name)?;
     let dataset = Dataset::load(data_dir, name)?;
     let (mut meta, records) = dataset.into_parts();
     let before = records.len() as u64;

@@ -34,11 +34,12 @@ use blindmatch_protocol::ident::{IdentKind, NORMALISATION_VERSION};
 use blindmatch_protocol::session::{PreparedSet, PreparedSetBuilder};
 use sha2::{Digest, Sha256};
 
+use super::guard::DatasetsLock;
 use super::{
     DATASET_EXTENSION, DatasetError, DatasetMeta, check_name, dataset_path, datasets_dir,
     rejects_path,
 };
-use crate::identity::{Access, write_file_atomic_with};
+use crate::identity::{Access, sync_dir, write_file_atomic_with};
 
 /// First bytes of every dataset file.
 pub const MAGIC: [u8; 8] = *b"\x89BMDS\r\n\x1a";
@@ -305,6 +306,7 @@ pub fn list(data_dir: &Path) -> Result<Vec<DatasetEntry>, DatasetError> {
 /// Removes a stored dataset and its rejects report.
 pub fn remove(data_dir: &Path, name: &str) -> Result<(), DatasetError> {
     check_name(name)?;
+    let _lock = DatasetsLock::acquire(data_dir, name)?;
     let path = dataset_path(data_dir, name);
     fs::remove_file(&path).map_err(|source| match source.kind() {
         io::ErrorKind::NotFound => DatasetError::NotFound {
@@ -668,18 +670,5 @@ fn corrupt(path: &Path, problem: String) -> DatasetError {
     DatasetError::Corrupt {
         path: PathBuf::from(path),
         problem,
-    }
-}
-
-/// Makes a removal in `dir` durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
     }
 }

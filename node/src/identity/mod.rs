@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 pub(crate) use atomic::{
-    Access, write_file as write_file_atomic, write_file_with as write_file_atomic_with,
+    Access, sync_dir, write_file as write_file_atomic, write_file_with as write_file_atomic_with,
 };
 pub use fingerprint::Fingerprint;
 
