@@ -25,7 +25,7 @@ use crate::dataset::ImportOptions;
 use crate::matching::{self, MatchRequest};
 use crate::node::Node;
 use crate::synth::{self, SynthSpec};
-use crate::transport::{self, PinnedPeers, TransportTuning};
+use crate::transport::{self, PinnedPeers};
 
 /// `blindmatch demo`.
 #[derive(Args, Debug)]
@@ -125,7 +125,7 @@ async fn run_in(root: &Path, args: &DemoArgs, quiet: bool) -> anyhow::Result<Str
         loopback,
         provider_node.identity(),
         PinnedPeers::new(config.pinned_fingerprints()),
-        &TransportTuning::with_idle_timeout(config.limits.idle_timeout),
+        &provider_node.transport_tuning(),
     )?;
     let listen = endpoint.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -18,7 +18,7 @@ use crate::config::{ConfigError, NodeConfig};
 use crate::dataset::DatasetError;
 use crate::driver::DriverError;
 use crate::identity::{Fingerprint, IdentityError, NodeIdentity};
-use crate::transport::TransportError;
+use crate::transport::{TransportError, TransportTuning};
 
 /// Default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "blindmatch-data";
@@ -145,6 +145,12 @@ impl Node {
     /// Idle timeout from the configuration.
     pub fn idle_timeout(&self) -> Duration {
         self.config().limits.idle_timeout
+    }
+
+    /// The QUIC settings this node's configuration asks for (its idle timeout, the
+    /// default windows).
+    pub fn transport_tuning(&self) -> TransportTuning {
+        TransportTuning::with_idle_timeout(self.idle_timeout())
     }
 }
 

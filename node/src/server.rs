@@ -26,7 +26,7 @@ use blindmatch_protocol::error::CloseCode;
 use blindmatch_protocol::session::{
     Event, Outcome, PreparedSet, Responder, ResponderConfig, Role, Session,
 };
-use blindmatch_protocol::wire::{Hello, MAX_FRAME_LEN, RejectReason};
+use blindmatch_protocol::wire::{Hello, RejectReason};
 use tokio::sync::{Semaphore, watch};
 use tracing::{Instrument, error, info, warn};
 
@@ -269,6 +269,8 @@ async fn serve_session(
         flush(&mut responder, &mut writer).await;
         return CloseCode::REFUSED;
     }
+    // From here on the peer may fill the full window (see `TransportTuning`).
+    transport::admit(conn, &node.transport_tuning());
     if let Err(err) = responder.accept(set, &mut rand::rng()) {
         warn!(error = %err, "accept failed");
         node.record_or_warn(AuditEvent::SessionAborted {
@@ -345,7 +347,9 @@ async fn read_hello(
         channel_binding: binding,
         ..ResponderConfig::default()
     });
-    let first = match tokio::time::timeout(idle, reader.read_frame(MAX_FRAME_LEN)).await {
+    let first = match tokio::time::timeout(idle, reader.read_frame(transport::FIRST_FRAME_LIMIT))
+        .await
+    {
         Ok(Ok(Some(frame))) => frame,
         Ok(Ok(None)) => {
             warn!("the peer ended the stream before sending a Hello");

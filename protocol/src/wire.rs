@@ -21,6 +21,9 @@ pub const MAX_BATCH_POINTS: usize = 8192;
 pub const MAX_BATCH_VALUES: usize = MAX_BATCH_POINTS;
 /// Longest text field (purpose, legal basis, dataset name, refusal text), in bytes.
 pub const MAX_TEXT_LEN: usize = 1024;
+/// Longest encoded `Hello` (every text at [`MAX_TEXT_LEN`]), in bytes: type, versions,
+/// session id, three length-prefixed texts, kinds, mode, set size.
+pub const MAX_HELLO_LEN: usize = 1 + 2 + 2 + 16 + 3 * (2 + MAX_TEXT_LEN) + 1 + 1 + 8;
 /// Largest set the protocol can describe: record and element indices are `u32`.
 pub const MAX_SET_SIZE: u64 = u32::MAX as u64;
 /// Bytes of a doubly-blinded value on the wire (see [`crate::session`] for the bound).

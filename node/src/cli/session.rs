@@ -11,7 +11,7 @@ use clap::Args;
 use super::progress;
 use crate::matching::{self, MatchRequest};
 use crate::node::Node;
-use crate::transport::{self, PinnedPeers, TransportTuning};
+use crate::transport::{self, PinnedPeers};
 
 /// `blindmatch serve`.
 #[derive(Args, Debug)]
@@ -55,8 +55,8 @@ pub fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = super::runtime()?;
     runtime.block_on(async move {
         let pinned = PinnedPeers::new(config.pinned_fingerprints());
-        let tuning = TransportTuning::with_idle_timeout(config.limits.idle_timeout);
-        let endpoint = transport::server_endpoint(listen, node.identity(), pinned, &tuning)?;
+        let endpoint =
+            transport::server_endpoint(listen, node.identity(), pinned, &node.transport_tuning())?;
         let local = endpoint
             .local_addr()
             .context("reading the listen address")?;

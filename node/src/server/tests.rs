@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use blindmatch_protocol::audit::{VerifyOptions, read_records, verify_log_bytes};
 use blindmatch_protocol::ident::{IdentKind, KindSet, NORMALISATION_VERSION};
-use blindmatch_protocol::wire::{Message, OutputMode, PROTOCOL_VERSION};
+use blindmatch_protocol::wire::{MAX_FRAME_LEN, Message, OutputMode, PROTOCOL_VERSION};
 use serde_json::{Map, Value};
 
 use super::*;

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blindmatch_protocol::error::CloseCode;
+use blindmatch_protocol::wire::MAX_HELLO_LEN;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
@@ -196,14 +197,23 @@ pub enum TransportError {
     StreamClosed,
 }
 
+/// Bidirectional streams a client may have open on a server connection at once: the
+/// session's. A server never opens one, so a client allows none.
+pub const SESSION_STREAMS: u32 = 1;
+
 /// QUIC settings shared by both endpoints.
 ///
 /// Defaults are sized so that a 1M-element session (about 32 MiB each way) is bound by
 /// computation, not flow control: a 16 MiB stream window keeps 1 Gbit/s flowing at up
 /// to ~130 ms RTT, and the 32 MiB connection windows leave room for the one session
-/// stream plus control traffic. The cost is memory: a peer may make us buffer up to
-/// `receive_window` per connection before we read, i.e. up to
-/// `max_concurrent_sessions × 32 MiB` for a full server.
+/// stream plus control traffic.
+///
+/// The cost is memory, so a server grants the full window only to sessions it admits:
+/// a new connection may send `admission_window` bytes (enough for a `Hello`), raised to
+/// `receive_window` by [`admit`] once the session holds one of the server's
+/// `max_concurrent_sessions` slots. What peers can make a server buffer is thus
+/// `max_concurrent_sessions × receive_window` plus `admission_window` per connection
+/// still waiting for a decision, however many connections they open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransportTuning {
     /// Close a connection after this long without traffic (default 30 s).
@@ -213,27 +223,36 @@ pub struct TransportTuning {
     pub keep_alive: Duration,
     /// Bytes a peer may send on one stream ahead of our reading (default 16 MiB).
     pub stream_receive_window: u32,
-    /// Bytes a peer may send on all streams ahead of our reading (default 32 MiB).
+    /// Bytes a peer may send on all streams ahead of our reading (default 32 MiB); on
+    /// a server, once the session is admitted.
     pub receive_window: u32,
+    /// Bytes a client may send on a server connection ahead of the server's reading
+    /// before its session is admitted (default 64 KiB).
+    pub admission_window: u32,
     /// Bytes we buffer for sending across all streams (default 32 MiB).
     pub send_window: u64,
-    /// Bidirectional streams a peer may have open at once (default 4). A session uses
-    /// one; the cap stops a peer from opening many.
-    pub max_incoming_bidi_streams: u32,
 }
 
 impl Default for TransportTuning {
     fn default() -> Self {
+        const KIB: u32 = 1 << 10;
         const MIB: u32 = 1 << 20;
         Self {
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(5),
             stream_receive_window: 16 * MIB,
             receive_window: 32 * MIB,
+            admission_window: 64 * KIB,
             send_window: 32 * u64::from(MIB),
-            max_incoming_bidi_streams: 4,
         }
     }
+}
+
+/// Which end of a connection a transport configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
 }
 
 impl TransportTuning {
@@ -249,7 +268,7 @@ impl TransportTuning {
         }
     }
 
-    fn transport_config(&self) -> Result<Arc<quinn::TransportConfig>, TransportError> {
+    fn transport_config(&self, side: Side) -> Result<Arc<quinn::TransportConfig>, TransportError> {
         if self.idle_timeout.is_zero() {
             return Err(TransportError::InvalidTuning(
                 "idle_timeout must be positive",
@@ -265,20 +284,50 @@ impl TransportTuning {
                 "receive_window must be at least stream_receive_window, which must be positive",
             ));
         }
+        if self.admission_window < MIN_ADMISSION_WINDOW
+            || self.admission_window > self.receive_window
+        {
+            return Err(TransportError::InvalidTuning(
+                "admission_window must hold a first frame (16 KiB + 4) and be at most receive_window",
+            ));
+        }
         let idle = quinn::IdleTimeout::try_from(self.idle_timeout)
             .map_err(|_| TransportError::InvalidTuning("idle_timeout is too long"))?;
+        let (receive_window, incoming_streams) = match side {
+            Side::Server => (self.admission_window, SESSION_STREAMS),
+            Side::Client => (self.receive_window, 0),
+        };
         let mut config = quinn::TransportConfig::default();
         config
             .max_idle_timeout(Some(idle))
             .keep_alive_interval((!self.keep_alive.is_zero()).then_some(self.keep_alive))
             .stream_receive_window(quinn::VarInt::from_u32(self.stream_receive_window))
-            .receive_window(quinn::VarInt::from_u32(self.receive_window))
+            .receive_window(quinn::VarInt::from_u32(receive_window))
             .send_window(self.send_window)
-            .max_concurrent_bidi_streams(quinn::VarInt::from_u32(self.max_incoming_bidi_streams))
+            .max_concurrent_bidi_streams(quinn::VarInt::from_u32(incoming_streams))
             .max_concurrent_uni_streams(quinn::VarInt::from_u32(0))
             .datagram_receive_buffer_size(None);
         Ok(Arc::new(config))
     }
+}
+
+/// Largest first frame a server reads on a new connection. A `Hello` of this protocol
+/// version is at most [`MAX_HELLO_LEN`] (3,109 bytes); the headroom lets a later
+/// version's longer `Hello` still be read and answered as an incompatible version
+/// rather than as a frame too large. Until a session is admitted, this (not
+/// [`MAX_FRAME_LEN`](blindmatch_protocol::wire::MAX_FRAME_LEN)) bounds what a connection
+/// makes the server assemble.
+pub const FIRST_FRAME_LIMIT: usize = 16 << 10;
+const _: () = assert!(MAX_HELLO_LEN <= FIRST_FRAME_LIMIT);
+
+/// Smallest `admission_window`: a first frame at its limit with its length prefix.
+const MIN_ADMISSION_WINDOW: u32 = FIRST_FRAME_LIMIT as u32 + 4;
+
+/// Grants an admitted session's connection the full `tuning.receive_window` (a server
+/// connection starts with `admission_window`; see [`TransportTuning`]). Call once the
+/// session holds its slot, before reading past its `Hello`.
+pub fn admit(conn: &quinn::Connection, tuning: &TransportTuning) {
+    conn.set_receive_window(quinn::VarInt::from_u32(tuning.receive_window));
 }
 
 /// A client endpoint together with what it needs to open pinned connections.
@@ -340,7 +389,7 @@ pub fn server_endpoint(
     let crypto = QuicServerConfig::try_from(tls)
         .map_err(|err| TransportError::QuicConfig(err.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(tuning.transport_config()?);
+    config.transport_config(tuning.transport_config(Side::Server)?);
     quinn::Endpoint::server(config, bind)
         .map_err(|source| TransportError::Bind { addr: bind, source })
 }
@@ -350,7 +399,7 @@ pub fn client_endpoint(
     identity: &NodeIdentity,
     tuning: &TransportTuning,
 ) -> Result<ClientEndpoint, TransportError> {
-    let transport = tuning.transport_config()?;
+    let transport = tuning.transport_config(Side::Client)?;
     let dual_stack = SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0));
     let v4_only = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
     let endpoint = quinn::Endpoint::client(dual_stack)

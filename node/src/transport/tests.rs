@@ -379,9 +379,8 @@ async fn close_code_reaches_the_peer() {
 #[tokio::test]
 async fn a_peer_cannot_open_many_streams() {
     let (client_conn, server_conn, _client_ep, _server_ep) = pair().await;
-    let limit = TransportTuning::default().max_incoming_bidi_streams;
     let mut streams = Vec::new();
-    for _ in 0..limit {
+    for _ in 0..SESSION_STREAMS {
         let (mut send, recv) = client_conn.open_bi().await.unwrap();
         send.write_all(b"x").await.unwrap();
         streams.push((send, recv));
@@ -391,9 +390,60 @@ async fn a_peer_cannot_open_many_streams() {
     drop(server_conn);
 }
 
+/// Bytes `send` takes before flow control stops it (nothing is read on the other side),
+/// counting up to `cap`.
+async fn writable_until_blocked(send: &mut quinn::SendStream, cap: usize) -> usize {
+    let chunk = vec![0x5a; 4096];
+    let mut written = 0;
+    while written < cap {
+        match tokio::time::timeout(Duration::from_millis(300), send.write(&chunk)).await {
+            Ok(Ok(n)) => written += n,
+            _ => break,
+        }
+    }
+    written
+}
+
+/// A client may send only `admission_window` on a server connection until the server
+/// admits its session; then the full window.
+#[tokio::test]
+async fn a_server_grants_the_full_window_only_on_admission() {
+    let (client_conn, server_conn, _client_ep, _server_ep) = pair().await;
+    let tuning = TransportTuning::default();
+    let (mut send, _recv) = client_conn.open_bi().await.unwrap();
+    let before = writable_until_blocked(&mut send, 8 << 20).await;
+    assert!(
+        before <= tuning.admission_window as usize,
+        "{before} bytes taken before admission"
+    );
+    assert!(
+        before > FIRST_FRAME_LIMIT,
+        "{before} bytes: no room for a Hello"
+    );
+    admit(&server_conn, &tuning);
+    let after = writable_until_blocked(&mut send, 4 << 20).await;
+    assert!(
+        after >= 4 << 20,
+        "only {after} more bytes taken after admission"
+    );
+    drop(server_conn);
+}
+
+#[tokio::test]
+async fn a_client_lets_the_server_open_no_stream() {
+    let (client_conn, server_conn, _client_ep, _server_ep) = pair().await;
+    let opened = tokio::time::timeout(Duration::from_millis(300), server_conn.open_bi()).await;
+    assert!(opened.is_err(), "the server opened a stream to the client");
+    drop(client_conn);
+}
+
 #[test]
 fn tuning_is_validated() {
-    assert!(TransportTuning::default().transport_config().is_ok());
+    assert!(
+        TransportTuning::default()
+            .transport_config(Side::Server)
+            .is_ok()
+    );
     let bad = [
         TransportTuning {
             keep_alive: Duration::from_secs(30),
@@ -404,11 +454,19 @@ fn tuning_is_validated() {
             receive_window: 1,
             ..TransportTuning::default()
         },
+        TransportTuning {
+            admission_window: 4096,
+            ..TransportTuning::default()
+        },
+        TransportTuning {
+            admission_window: 64 << 20,
+            ..TransportTuning::default()
+        },
     ];
     for tuning in bad {
         assert!(
             matches!(
-                tuning.transport_config(),
+                tuning.transport_config(Side::Client),
                 Err(TransportError::InvalidTuning(_))
             ),
             "{tuning:?}"
@@ -416,7 +474,7 @@ fn tuning_is_validated() {
     }
     let short = TransportTuning::with_idle_timeout(Duration::from_secs(3));
     assert_eq!(short.keep_alive, Duration::from_secs(1));
-    assert!(short.transport_config().is_ok());
+    assert!(short.transport_config(Side::Client).is_ok());
     assert_eq!(
         TransportTuning::with_idle_timeout(Duration::from_secs(60)).keep_alive,
         Duration::from_secs(5)
@@ -425,7 +483,7 @@ fn tuning_is_validated() {
         keep_alive: Duration::ZERO,
         ..TransportTuning::default()
     };
-    assert!(no_keep_alive.transport_config().is_ok());
+    assert!(no_keep_alive.transport_config(Side::Server).is_ok());
 }
 
 #[test]
@@ -447,6 +505,7 @@ async fn throughput_32_mib_each_way() {
     let frame = vec![0x5a; 1 << 20];
     let server_frame = frame.clone();
     let start = Instant::now();
+    admit(&server_conn, &TransportTuning::default());
     let server_task = tokio::spawn(async move {
         let (send, recv) = server_conn.accept_bi().await.unwrap();
         let (mut writer, mut reader) = (FrameWriter(send), FrameReader(recv));

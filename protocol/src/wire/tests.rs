@@ -143,6 +143,19 @@ fn text_limits_and_utf8() {
 }
 
 #[test]
+fn the_longest_hello_is_max_hello_len_and_decodes() {
+    let longest = Message::Hello(Hello {
+        dataset: "d".repeat(MAX_TEXT_LEN),
+        purpose: "p".repeat(MAX_TEXT_LEN),
+        legal_basis: "l".repeat(MAX_TEXT_LEN),
+        ..sample_hello()
+    });
+    let frame = longest.to_frame();
+    assert_eq!(frame.len(), MAX_HELLO_LEN);
+    assert_eq!(Message::decode(&frame), Ok(longest));
+}
+
+#[test]
 fn unknown_mode_and_kinds_are_rejected() {
     let mut frame = Message::Hello(sample_hello()).to_frame();
     let mode_at = frame.len() - 9;
