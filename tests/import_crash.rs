@@ -120,7 +120,7 @@ async fn import_killed_at_any_point_leaves_the_previous_dataset_intact() {
 }
 
 /// A killed import's temporary file holds normalised identifiers (personal data). Once
-/// the import is run again or the dataset removed, none of it may stay behind.
+/// the import is run again, or the dataset removed, none of it may stay behind (B5).
 #[test]
 fn temporary_file_of_a_killed_import_does_not_outlive_the_dataset() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -134,6 +134,20 @@ fn temporary_file_of_a_killed_import_does_not_outlive_the_dataset() {
     let left = temp_files(&provider.dir);
     assert!(!left.is_empty(), "no temporary file to clean up");
     import(&provider.dir, &big_csv, "kp").expect("import again");
+    let left = temp_files(&provider.dir);
+    assert!(
+        left.is_empty(),
+        "left behind after the next import: {left:?}"
+    );
+    let status = import_killed(&provider.dir, &big_csv, Kill::WhileWritingTheDataset);
+    assert!(
+        !status.success(),
+        "the second import finished before it could be killed"
+    );
+    assert!(
+        !temp_files(&provider.dir).is_empty(),
+        "no temporary file to clean up"
+    );
     let (ok, _, stderr) = blindmatch(&provider.dir, &["dataset", "remove", "kp"]);
     assert!(ok, "{stderr}");
     let left = files_ending(&dataset::datasets_dir(&provider.dir), "");
