@@ -150,7 +150,11 @@ fn temporary_file_of_a_killed_import_does_not_outlive_the_dataset() {
     );
     let (ok, _, stderr) = blindmatch(&provider.dir, &["dataset", "remove", "kp"]);
     assert!(ok, "{stderr}");
-    let left = files_ending(&dataset::datasets_dir(&provider.dir), "");
+    // Only the (empty) lock file may stay.
+    let left: Vec<_> = files_ending(&dataset::datasets_dir(&provider.dir), "")
+        .into_iter()
+        .filter(|p| !p.ends_with(dataset::LOCK_FILE))
+        .collect();
     assert!(
         left.is_empty(),
         "left behind after `dataset remove kp`: {left:?}"
@@ -273,7 +277,9 @@ fn temp_files(data_dir: &Path) -> Vec<PathBuf> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            !(name.ends_with(".bmds") || name.ends_with(".rejects.csv")) || name.starts_with('.')
+            name != dataset::LOCK_FILE
+                && (!(name.ends_with(".bmds") || name.ends_with(".rejects.csv"))
+                    || name.starts_with('.'))
         })
         .collect()
 }

@@ -143,7 +143,12 @@ async fn handle_incoming(
         let idle = node.idle_timeout();
         let stream = tokio::time::timeout(idle, conn.accept_bi()).await;
         let (send, recv) = match stream {
-            Ok(Ok(stream)) => stream,
+            Ok(Ok(stream)) => {
+                // One session per connection: once this stream closes, no other may
+                // open (it would hold the full window outside the session cap).
+                transport::refuse_more_streams(&conn);
+                stream
+            }
             Ok(Err(err)) => {
                 warn!(error = %err, "peer opened no stream");
                 let code = match transport::peer_close_code(&err) {

@@ -147,7 +147,10 @@ pub struct NodeSettings {
 /// `[limits]`: resource caps for the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Sessions served at once; further peers wait (1..=1024, default 16).
+    /// Sessions served at once; further sessions are refused as busy (1..=1024, default
+    /// 16). Each may make the server buffer up to 32 MiB of unread network data (see
+    /// [`TransportTuning`](crate::transport::TransportTuning)); connections beyond it
+    /// ~80 KiB each until refused.
     pub max_concurrent_sessions: u32,
     /// A connection with no traffic for this long is closed (1 s..=1 h, default 30 s).
     pub idle_timeout: Duration,

@@ -1,70 +1,82 @@
 //! One dataset change at a time per node, and nothing left behind by a killed one.
 //!
 //! Every command that writes under `<data>/datasets/` (an import's final writes,
-//! `dataset remove`, `dataset revoke`) holds an exclusive advisory lock (`flock`) on that
-//! directory while it writes; the kernel releases it when the holder exits, however it
-//! exits. The named temporary files of an atomic write (`.NAME.bmds.*.tmp`,
-//! `.NAME.rejects.csv.*.tmp`) exist only while their writer holds the lock, so any a
-//! holder finds were left by a process killed mid-write. They hold normalised
-//! identifiers or rejected rows (personal data) that no dataset accounts for, so the
-//! holder deletes them before it writes anything.
+//! `dataset remove`, `dataset revoke`) holds an exclusive lock on
+//! `<data>/datasets/.lock` ([`LOCK_FILE`], empty; `flock` on Unix, which the kernel
+//! releases when the holder exits, however it exits; a lock file rather than the
+//! directory itself so that it also works on NFS and Windows). The named temporary files
+//! of an atomic write (`.NAME.bmds.*.tmp`, `.NAME.rejects.csv.*.tmp`) exist only while
+//! their writer holds the lock, so any a holder finds were left by a process killed
+//! mid-write. They hold normalised identifiers or rejected rows (personal data) that no
+//! dataset accounts for, so the holder deletes them before it writes anything.
 //!
 //! An import holds the lock only for its final writes (seconds even for millions of
 //! rows), not while it reads the CSV, so imports of different datasets still run side
 //! by side and wait for each other only briefly.
 
-use std::fs::{self, File};
+use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::Path;
 
 use super::{DATASET_EXTENSION, DatasetError, REJECTS_SUFFIX, datasets_dir};
 use crate::identity::sync_dir;
 
+/// The lock file in `<data>/datasets/`.
+pub const LOCK_FILE: &str = ".lock";
+
 /// Held while a command writes under `<data>/datasets/`; dropping it releases the lock.
 #[must_use = "the lock is released when this is dropped"]
 pub(crate) struct DatasetsLock {
-    /// The locked directory, open for the lock's lifetime (closing it unlocks).
-    #[cfg(unix)]
-    _dir: File,
+    /// The lock file, open for the lock's lifetime (closing it unlocks).
+    _file: File,
 }
 
 impl DatasetsLock {
-    /// Waits for the lock on `<data>/datasets/`, then deletes the temporary files of
-    /// writes that were interrupted. With no such directory there is no dataset at all:
-    /// [`DatasetError::NotFound`] for `dataset`, the one the caller is about to change.
+    /// Waits for the lock on `<data>/datasets/` (saying so when another command holds
+    /// it), then deletes the temporary files of writes that were interrupted. With no
+    /// such directory there is no dataset at all: [`DatasetError::NotFound`] for
+    /// `dataset`, the one the caller is about to change.
     pub(crate) fn acquire(data_dir: &Path, dataset: &str) -> Result<Self, DatasetError> {
         let dir = datasets_dir(data_dir);
-        let storage = |action| {
-            let path = dir.clone();
+        if !dir.is_dir() {
+            return Err(DatasetError::NotFound {
+                name: dataset.to_owned(),
+            });
+        }
+        let path = dir.join(LOCK_FILE);
+        let storage = |action, path: &Path| {
+            let path = path.to_path_buf();
             move |source| DatasetError::Storage {
                 action,
                 path,
                 source,
             }
         };
-        if !dir.is_dir() {
-            return Err(DatasetError::NotFound {
-                name: dataset.to_owned(),
-            });
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(storage("opening", &path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                tracing::warn!(
+                    "waiting for another dataset import, revoke or removal on this node to finish"
+                );
+                file.lock().map_err(storage("locking", &path))?;
+            }
+            Err(TryLockError::Error(source)) => return Err(storage("locking", &path)(source)),
         }
-        // Windows cannot open a directory as a file; there, an open file cannot be
-        // deleted either, so the clean-up below never removes a write in progress.
-        #[cfg(unix)]
-        let lock = {
-            let file = File::open(&dir).map_err(storage("opening"))?;
-            file.lock().map_err(storage("locking"))?;
-            DatasetsLock { _dir: file }
-        };
-        #[cfg(not(unix))]
-        let lock = DatasetsLock {};
-        let removed = remove_interrupted_writes(&dir).map_err(storage("cleaning up"))?;
+        let removed = remove_interrupted_writes(&dir).map_err(storage("cleaning up", &dir))?;
         if removed > 0 {
             tracing::warn!(
                 files = removed,
-                "deleted temporary files left by an interrupted dataset import, revoke or removal"
+                "deleted temporary files left by an interrupted dataset import or revoke"
             );
         }
-        Ok(lock)
+        Ok(DatasetsLock { _file: file })
     }
 }
 
@@ -81,8 +93,6 @@ fn remove_interrupted_writes(dir: &Path) -> io::Result<usize> {
         match fs::remove_file(entry.path()) {
             Ok(()) => removed += 1,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            // Windows: still open, so not a leftover after all.
-            Err(err) if cfg!(not(unix)) && err.kind() == io::ErrorKind::PermissionDenied => {}
             Err(err) => return Err(err),
         }
     }
@@ -149,7 +159,7 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let dir = datasets_dir(data.path());
         fs::create_dir_all(&dir).unwrap();
-        let keep = ["kp.bmds", "kp.rejects.csv", "README.txt"];
+        let keep = ["kp.bmds", "kp.rejects.csv", "README.txt", LOCK_FILE];
         let stale = [".kp.bmds.r4nd0m.tmp", ".kp.rejects.csv.r4nd0m.tmp"];
         for name in keep.iter().chain(&stale) {
             fs::write(dir.join(name), b"x").unwrap();

@@ -40,8 +40,8 @@
 //! very last step of an import. The rejects report is written just before it; the
 //! dataset's metadata holds the report's SHA-256 so a report left over from an import
 //! that failed at the final rename can be told apart. Dataset files hold normalised
-//! personal data and are created owner-only (0600). Writers take turns on a lock on
-//! the directory, and the temporary files of a writer that was killed are deleted by
+//! personal data and are created owner-only (0600). Writers take turns on a lock
+//! ([`LOCK_FILE`]), and the temporary files of a writer that was killed are deleted by
 //! the next one (the `guard` submodule).
 
 mod columns;
@@ -63,6 +63,7 @@ use blindmatch_protocol::ident::IdentKind;
 use serde::{Deserialize, Serialize};
 
 pub use command::{DatasetCommand, DatasetOutcome, ImportArgs, import_with_progress_bar, run};
+pub use guard::LOCK_FILE;
 pub use import::{
     ImportOptions, ImportProgress, MAX_ID_BYTES, MAX_PROVENANCE_BYTES, MAX_RECORDS, import,
 };

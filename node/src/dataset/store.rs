@@ -303,32 +303,30 @@ pub fn list(data_dir: &Path) -> Result<Vec<DatasetEntry>, DatasetError> {
     Ok(listed)
 }
 
-/// Removes a stored dataset and its rejects report.
+/// Removes a stored dataset and its rejects report. A report without its dataset (left
+/// by a first import killed between the two renames) is removed too; only when neither
+/// exists is the dataset [`DatasetError::NotFound`].
 pub fn remove(data_dir: &Path, name: &str) -> Result<(), DatasetError> {
     check_name(name)?;
     let _lock = DatasetsLock::acquire(data_dir, name)?;
-    let path = dataset_path(data_dir, name);
-    fs::remove_file(&path).map_err(|source| match source.kind() {
-        io::ErrorKind::NotFound => DatasetError::NotFound {
-            name: name.to_owned(),
-        },
-        _ => DatasetError::Storage {
-            action: "removing",
-            path: path.clone(),
-            source,
-        },
-    })?;
-    let report = rejects_path(data_dir, name);
-    match fs::remove_file(&report) {
-        Ok(()) => {}
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(DatasetError::Storage {
-                action: "removing",
-                path: report,
-                source,
-            });
+    let mut removed_any = false;
+    for path in [dataset_path(data_dir, name), rejects_path(data_dir, name)] {
+        match fs::remove_file(&path) {
+            Ok(()) => removed_any = true,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(DatasetError::Storage {
+                    action: "removing",
+                    path,
+                    source,
+                });
+            }
         }
+    }
+    if !removed_any {
+        return Err(DatasetError::NotFound {
+            name: name.to_owned(),
+        });
     }
     let dir = datasets_dir(data_dir);
     sync_dir(&dir).map_err(|source| DatasetError::Storage {

@@ -323,6 +323,13 @@ const _: () = assert!(MAX_HELLO_LEN <= FIRST_FRAME_LIMIT);
 /// Smallest `admission_window`: a first frame at its limit with its length prefix.
 const MIN_ADMISSION_WINDOW: u32 = FIRST_FRAME_LIMIT as u32 + 4;
 
+/// Stops the peer from opening any further stream on `conn` (a server calls this once
+/// it has the session's stream; QUIC would otherwise let the peer open a new one as soon
+/// as that one closes).
+pub fn refuse_more_streams(conn: &quinn::Connection) {
+    conn.set_max_concurrent_bi_streams(quinn::VarInt::from_u32(0));
+}
+
 /// Grants an admitted session's connection the full `tuning.receive_window` (a server
 /// connection starts with `admission_window`; see [`TransportTuning`]). Call once the
 /// session holds its slot, before reading past its `Hello`.

@@ -390,6 +390,41 @@ async fn a_peer_cannot_open_many_streams() {
     drop(server_conn);
 }
 
+/// Runs a one-byte exchange on the connection's first stream and closes it on both
+/// sides; then tries to open another. Returns whether that succeeded within 500 ms.
+async fn opens_a_stream_after_the_first_closes(refuse: bool) -> bool {
+    let (client_conn, server_conn, _client_ep, _server_ep) = pair().await;
+    let (mut send, mut recv) = client_conn.open_bi().await.unwrap();
+    send.write_all(b"x").await.unwrap();
+    send.finish().unwrap();
+    let (mut server_send, mut server_recv) = server_conn.accept_bi().await.unwrap();
+    if refuse {
+        refuse_more_streams(&server_conn);
+    }
+    server_recv.read_to_end(16).await.unwrap();
+    server_send.write_all(b"y").await.unwrap();
+    server_send.finish().unwrap();
+    recv.read_to_end(16).await.unwrap();
+    drop((server_send, server_recv));
+    let opened = tokio::time::timeout(Duration::from_millis(500), client_conn.open_bi()).await;
+    drop(server_conn);
+    opened.is_ok()
+}
+
+/// QUIC lets a peer open a new stream once the old one is closed; after
+/// `refuse_more_streams` it cannot (checked against the same exchange without it).
+#[tokio::test]
+async fn no_stream_opens_after_the_session_stream_closes() {
+    assert!(
+        opens_a_stream_after_the_first_closes(false).await,
+        "without refuse_more_streams a new stream opens (or this test checks nothing)"
+    );
+    assert!(
+        !opens_a_stream_after_the_first_closes(true).await,
+        "a stream opened after refuse_more_streams"
+    );
+}
+
 /// Bytes `send` takes before flow control stops it (nothing is read on the other side),
 /// counting up to `cap`.
 async fn writable_until_blocked(send: &mut quinn::SendStream, cap: usize) -> usize {

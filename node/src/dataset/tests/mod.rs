@@ -63,11 +63,12 @@ pub(super) fn run_import(data: &Path, opts: &ImportOptions) -> Result<ImportRepo
     import(data, opts, &|_| {})
 }
 
-/// The files in `<data>/datasets`, sorted.
+/// The files in `<data>/datasets` but the (empty) lock file, sorted.
 pub(super) fn stored_files(data: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(datasets_dir(data))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != super::LOCK_FILE)
         .collect();
     names.sort();
     names

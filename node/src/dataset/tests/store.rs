@@ -158,6 +158,18 @@ fn list_and_remove() {
     remove(&data, "broken").unwrap();
     let names: Vec<String> = list(&data).unwrap().into_iter().map(|e| e.name).collect();
     assert_eq!(names, ["zeta"]);
+    // The first remove cleaned up the killed write's temporary file.
+    assert!(!datasets_dir(&data).join(".alpha.bmds.x.tmp").exists());
+
+    // A rejects report whose dataset never landed (a first import killed between the
+    // two renames) holds rejected rows: `remove` deletes it too.
+    fs::write(rejects_path(&data, "orphan"), b"row,line,column,reason\n").unwrap();
+    remove(&data, "orphan").unwrap();
+    assert!(!rejects_path(&data, "orphan").exists());
+    assert!(matches!(
+        remove(&data, "orphan"),
+        Err(DatasetError::NotFound { .. })
+    ));
 }
 
 /// Runs a whole session in memory, in `both` mode.
