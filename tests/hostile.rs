@@ -369,23 +369,13 @@ async fn hostile_peers_are_cut_off_and_the_server_keeps_serving() {
         panic!("fixture still shared");
     };
     fx.server.stop().await;
-    assert!(
-        failures.is_empty(),
-        "{} of {} attacks failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert_no_attack_failed(&failures, cases.len());
 }
 
 #[test]
 fn at_least_thirty_distinct_attacks() {
-    let cases = cases();
-    let mut names: Vec<String> = cases.iter().map(|c| name(c.attack)).collect();
-    names.sort_unstable();
-    names.dedup();
-    assert_eq!(names.len(), cases.len(), "an attack is listed twice");
-    assert!(cases.len() >= 30, "only {} attacks", cases.len());
+    let names: Vec<String> = cases().iter().map(|c| name(c.attack)).collect();
+    assert_distinct_attacks(&names, 30);
 }
 
 /// Strict expectations that first showed bugs in the driver (no timeout on a peer that

@@ -327,23 +327,13 @@ async fn hostile_servers_fail_the_match_cleanly() {
         cases.len(),
         started.elapsed().as_secs_f64()
     );
-    assert!(
-        failures.is_empty(),
-        "{} of {} attacks failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert_no_attack_failed(&failures, cases.len());
 }
 
 #[test]
 fn at_least_thirty_distinct_server_attacks() {
-    let cases = cases();
-    let mut names: Vec<String> = cases.iter().map(|c| name(c.attack)).collect();
-    names.sort_unstable();
-    names.dedup();
-    assert_eq!(names.len(), cases.len(), "an attack is listed twice");
-    assert!(cases.len() >= 30, "only {} attacks", cases.len());
+    let names: Vec<String> = cases().iter().map(|c| name(c.attack)).collect();
+    assert_distinct_attacks(&names, 30);
     assert!(
         !names.contains(&name(ServerAttack::Honest)),
         "the control case is not an attack"

@@ -12,7 +12,10 @@ use blindmatch_protocol::wire::{
     OutputMode, PROTOCOL_VERSION, Reject, RejectReason,
 };
 
-use super::hostile::{HostilePeer, Link, Reading, Step, email_set};
+use super::hostile::{
+    HostilePeer, Link, Reading, Step, email_set, reblinded_one_too_many,
+    reblinded_without_reblinding, snake_case,
+};
 
 /// Elements in the honest part of the hostile peer's set: contacts 100..120.
 pub const HOSTILE_SET: usize = 20;
@@ -248,25 +251,17 @@ pub async fn attack(peer: &HostilePeer, link: &mut Link, attack: Attack) {
         }
         ReflectedPoints => {
             link.send_frame(&hello(link, 1000)).await;
-            if let Some(Message::Blinded(points)) = link.wait_for(is_blinded, short).await {
-                link.send(&Message::Blinded(points)).await;
-            }
+            link.answer_next_blinded(short, Message::Blinded).await;
         }
         PointsNotReblinded => {
             link.send_frame(&hello(link, 1000)).await;
-            if let Some(Message::Blinded(points)) = link.wait_for(is_blinded, short).await {
-                let values = points.iter().map(truncate).collect();
-                link.send(&Message::Reblinded(values)).await;
-            }
+            link.answer_next_blinded(short, reblinded_without_reblinding)
+                .await;
         }
         TooManyReblinded => {
             link.send_frame(&hello(link, 1000)).await;
-            if let Some(Message::Blinded(points)) = link.wait_for(is_blinded, short).await {
-                let values = (0..=points.len())
-                    .map(|i| [i as u8 ^ 0x5a; DOUBLE_LEN])
-                    .collect();
-                link.send(&Message::Reblinded(values)).await;
-            }
+            link.answer_next_blinded(short, reblinded_one_too_many)
+                .await;
         }
         ReblindedWhenResponderLearnsNothing => {
             let raw = RawHello {
@@ -302,7 +297,7 @@ pub async fn attack(peer: &HostilePeer, link: &mut Link, attack: Attack) {
         TruncatedBatchThenFin => {
             link.send_frame(&hello(link, 20)).await;
             link.wait_for(is_accept, short).await;
-            half_a_batch(link).await;
+            link.send_half_a_batch(20).await;
             link.finish();
         }
         OversizedFrameMidSession => {
@@ -315,13 +310,13 @@ pub async fn attack(peer: &HostilePeer, link: &mut Link, attack: Attack) {
         CloseConnectionMidBatch => {
             link.send_frame(&hello(link, 20)).await;
             link.wait_for(is_accept, short).await;
-            half_a_batch(link).await;
+            link.send_half_a_batch(20).await;
             link.close(CloseCode::CANCELLED);
         }
         ResetStreamMidBatch => {
             link.send_frame(&hello(link, 20)).await;
             link.wait_for(is_accept, short).await;
-            half_a_batch(link).await;
+            link.send_half_a_batch(20).await;
             link.reset(CloseCode::CANCELLED);
         }
         ManyStreams => {
@@ -448,16 +443,6 @@ fn is_accept(msg: &Message) -> bool {
     matches!(msg, Message::Accept(_))
 }
 
-fn is_blinded(msg: &Message) -> bool {
-    matches!(msg, Message::Blinded(_))
-}
-
-fn truncate(point: &[u8; 32]) -> [u8; DOUBLE_LEN] {
-    let mut out = [0u8; DOUBLE_LEN];
-    out.copy_from_slice(&point[..DOUBLE_LEN]);
-    out
-}
-
 /// Runs an honest initiator (set of [`HOSTILE_SET`] contacts) with `tamper` applied.
 async fn honest(link: &mut Link, mode: OutputMode, tamper: impl FnMut(&Message) -> Step) {
     let mut initiator = link.initiator(email_set(100, HOSTILE_SET), mode);
@@ -478,27 +463,7 @@ async fn tamper_first_point(link: &mut Link, point: [u8; 32]) {
     .await;
 }
 
-/// The length prefix and first half of a 20-point `Blinded` frame.
-async fn half_a_batch(link: &mut Link) {
-    let frame = Message::Blinded(vec![[9u8; 32]; 20]).to_frame();
-    let mut bytes = (frame.len() as u32).to_be_bytes().to_vec();
-    bytes.extend_from_slice(&frame[..frame.len() / 2]);
-    link.send_raw(&bytes).await;
-}
-
 /// The attack's name in snake case, as `HOSTILE_CASE` takes it.
 pub fn name(attack: Attack) -> String {
-    let camel = format!("{attack:?}");
-    let mut out = String::new();
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    snake_case(attack)
 }

@@ -26,7 +26,7 @@ use blindmatch_protocol::session::{
     Event, Initiator, InitiatorConfig, PreparedSet, PreparedSetBuilder, Session,
 };
 use blindmatch_protocol::wire::{
-    Hello, MAX_FRAME_LEN, Message, OutputMode, PROTOCOL_VERSION, RejectReason,
+    DOUBLE_LEN, Hello, MAX_FRAME_LEN, Message, OutputMode, PROTOCOL_VERSION, RejectReason,
 };
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
@@ -349,6 +349,30 @@ impl Link {
         let _ = self.writer.0.write_all(bytes).await;
     }
 
+    /// Sends the length prefix and first half of a `Blinded` frame of `points` points,
+    /// then nothing more of it.
+    pub async fn send_half_a_batch(&mut self, points: usize) {
+        let frame = Message::Blinded(vec![[9u8; 32]; points]).to_frame();
+        let mut bytes = (frame.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&frame[..frame.len() / 2]);
+        self.send_raw(&bytes).await;
+    }
+
+    /// Waits up to `wait` for the peer's next `Blinded` batch and answers it with
+    /// `reply(points)` (nothing when no batch comes).
+    pub async fn answer_next_blinded(
+        &mut self,
+        wait: Duration,
+        reply: impl FnOnce(Vec<[u8; 32]>) -> Message,
+    ) {
+        let blinded = self
+            .wait_for(|msg| matches!(msg, Message::Blinded(_)), wait)
+            .await;
+        if let Some(Message::Blinded(points)) = blinded {
+            self.send(&reply(points)).await;
+        }
+    }
+
     /// Ends our side of the session stream (FIN).
     pub fn finish(&mut self) {
         let _ = self.writer.0.finish();
@@ -578,4 +602,38 @@ async fn read_frames(mut reader: FrameReader, tx: mpsc::UnboundedSender<Incoming
             return;
         }
     }
+}
+
+/// A `Reblinded` answer to `points` that skips re-blinding: each value is the first
+/// [`DOUBLE_LEN`] bytes of the point as received.
+pub fn reblinded_without_reblinding(points: Vec<[u8; 32]>) -> Message {
+    let truncated = |point: &[u8; 32]| {
+        let mut out = [0u8; DOUBLE_LEN];
+        out.copy_from_slice(&point[..DOUBLE_LEN]);
+        out
+    };
+    Message::Reblinded(points.iter().map(truncated).collect())
+}
+
+/// A `Reblinded` answer to `points` with one value more than there were points.
+pub fn reblinded_one_too_many(points: Vec<[u8; 32]>) -> Message {
+    Message::Reblinded(
+        (0..=points.len())
+            .map(|i| [i as u8 ^ 0x5a; DOUBLE_LEN])
+            .collect(),
+    )
+}
+
+/// An attack's name in snake case (`ManyStreams` → `many_streams`), as the
+/// `HOSTILE_CASE` and `HOSTILE_SERVER_CASE` variables take it.
+pub fn snake_case(attack: impl std::fmt::Debug) -> String {
+    let camel = format!("{attack:?}");
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }

@@ -410,3 +410,23 @@ pub fn node_panics() -> Vec<PanicSeen> {
         })
         .unwrap_or_default()
 }
+
+/// Asserts that the attack cases, by `names`, are each listed once and at least
+/// `at_least` in number.
+pub fn assert_distinct_attacks(names: &[String], at_least: usize) {
+    let mut distinct = names.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), names.len(), "an attack is listed twice");
+    assert!(names.len() >= at_least, "only {} attacks", names.len());
+}
+
+/// Asserts that none of `total` attacks failed, listing the `failures` otherwise.
+pub fn assert_no_attack_failed(failures: &[String], total: usize) {
+    assert!(
+        failures.is_empty(),
+        "{} of {total} attacks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

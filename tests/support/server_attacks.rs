@@ -12,11 +12,13 @@ use std::time::Duration;
 use blindmatch_protocol::error::CloseCode;
 use blindmatch_protocol::ident::{IdentKind, KindSet};
 use blindmatch_protocol::wire::{
-    Accept, DOUBLE_LEN, Finish, Hello, MAX_FRAME_LEN, Message, OutputMode, PROTOCOL_VERSION,
-    Reject, RejectReason,
+    Accept, Finish, Hello, MAX_FRAME_LEN, Message, OutputMode, PROTOCOL_VERSION, Reject,
+    RejectReason,
 };
 
-use super::hostile::{Link, Step, email_set};
+use super::hostile::{
+    Link, Step, email_set, reblinded_one_too_many, reblinded_without_reblinding, snake_case,
+};
 use super::hostile_server::responder;
 
 /// Elements of the server's honest set: contacts `20..60`.
@@ -161,25 +163,17 @@ pub async fn perform(link: &mut Link, attack: ServerAttack) -> Option<[u8; 16]> 
         ReflectsPointsAsBlinded => {
             // Declares the initiator's own size, so that every point of it fits.
             link.send(&accept(hello.set_size)).await;
-            if let Some(Message::Blinded(points)) = link.wait_for(is_blinded, ANSWER).await {
-                link.send(&Message::Blinded(points)).await;
-            }
+            link.answer_next_blinded(ANSWER, Message::Blinded).await;
         }
         ReflectsPointsAsReblinded => {
             link.send(&accept(SERVER_SET as u64)).await;
-            if let Some(Message::Blinded(points)) = link.wait_for(is_blinded, ANSWER).await {
-                let values = points.iter().map(truncate).collect();
-                link.send(&Message::Reblinded(values)).await;
-            }
+            link.answer_next_blinded(ANSWER, reblinded_without_reblinding)
+                .await;
         }
         MoreReblindedThanSent => {
             link.send(&accept(SERVER_SET as u64)).await;
-            if let Some(Message::Blinded(points)) = link.wait_for(is_blinded, ANSWER).await {
-                let values = (0..=points.len())
-                    .map(|i| [i as u8 ^ 0x5a; DOUBLE_LEN])
-                    .collect();
-                link.send(&Message::Reblinded(values)).await;
-            }
+            link.answer_next_blinded(ANSWER, reblinded_one_too_many)
+                .await;
         }
         FewerReblindedThenFinish => {
             honest(link, &hello, binding, |msg| match msg {
@@ -244,17 +238,17 @@ pub async fn perform(link: &mut Link, attack: ServerAttack) -> Option<[u8; 16]> 
         }
         TruncatedFrameThenFin => {
             instead_of_first_batch(link, &hello, Vec::new()).await;
-            half_a_batch(link).await;
+            link.send_half_a_batch(SERVER_SET).await;
             link.finish();
         }
         ClosesConnectionMidBatch => {
             instead_of_first_batch(link, &hello, Vec::new()).await;
-            half_a_batch(link).await;
+            link.send_half_a_batch(SERVER_SET).await;
             link.close(CloseCode::CANCELLED);
         }
         ResetsStreamMidBatch => {
             instead_of_first_batch(link, &hello, Vec::new()).await;
-            half_a_batch(link).await;
+            link.send_half_a_batch(SERVER_SET).await;
             link.reset(CloseCode::CANCELLED);
         }
         EndsStreamBeforeFinish => {
@@ -271,15 +265,7 @@ pub async fn perform(link: &mut Link, attack: ServerAttack) -> Option<[u8; 16]> 
 
 /// The attack's name in snake case, as `HOSTILE_SERVER_CASE` takes it.
 pub fn name(attack: ServerAttack) -> String {
-    let camel = format!("{attack:?}");
-    let mut out = String::new();
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
+    snake_case(attack)
 }
 
 /// Runs an honest responder for `hello` (as the attack presents it) over `link`,
@@ -350,27 +336,9 @@ fn email_kinds() -> KindSet {
     KindSet::empty().with(IdentKind::Email)
 }
 
-fn is_blinded(msg: &Message) -> bool {
-    matches!(msg, Message::Blinded(_))
-}
-
-fn truncate(point: &[u8; 32]) -> [u8; DOUBLE_LEN] {
-    let mut out = [0u8; DOUBLE_LEN];
-    out.copy_from_slice(&point[..DOUBLE_LEN]);
-    out
-}
-
 /// A length prefix one byte above the limit, and some of the body.
 async fn oversized_frame(link: &mut Link) {
     let mut bytes = (MAX_FRAME_LEN as u32 + 1).to_be_bytes().to_vec();
     bytes.extend_from_slice(&[4u8; 4096]);
-    link.send_raw(&bytes).await;
-}
-
-/// The length prefix and first half of a `Blinded` frame.
-async fn half_a_batch(link: &mut Link) {
-    let frame = Message::Blinded(vec![[9u8; 32]; SERVER_SET]).to_frame();
-    let mut bytes = (frame.len() as u32).to_be_bytes().to_vec();
-    bytes.extend_from_slice(&frame[..frame.len() / 2]);
     link.send_raw(&bytes).await;
 }
