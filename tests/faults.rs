@@ -384,14 +384,7 @@ async fn sessions_beyond_the_limit_are_refused_as_busy() {
     let crm = node(root.path(), "crm");
     import_emails(&crm, "crm", 50..150);
     pin(&provider, "crm", crm.fingerprint, not_serving(), &["kp"]);
-    let mut holder = HostilePeer::generate();
-    pin(
-        &provider,
-        "holder",
-        holder.fingerprint(),
-        not_serving(),
-        &["kp"],
-    );
+    let mut holder = HostilePeer::pinned_on(&provider, "holder", &["kp"]);
     let server = Server::start(&provider);
     pin(&crm, "provider", provider.fingerprint, server.addr, &[]);
     holder.aim(server.addr, provider.fingerprint);

@@ -473,14 +473,7 @@ impl Fixture {
         let good = node(root.path(), "crm");
         import_emails(&good, "crm", 0..30);
         pin(&provider, "crm", good.fingerprint, not_serving(), &["kp"]);
-        let mut hostile = HostilePeer::generate();
-        pin(
-            &provider,
-            "hostile",
-            hostile.fingerprint(),
-            not_serving(),
-            &["kp"],
-        );
+        let mut hostile = HostilePeer::pinned_on(&provider, "hostile", &["kp"]);
         let server = Server::start(&provider);
         pin(&good, "provider", provider.fingerprint, server.addr, &[]);
         hostile.aim(server.addr, provider.fingerprint);

@@ -240,14 +240,7 @@ impl Fixture {
         let crm = node(root.path(), "crm");
         import_emails(&crm, "crm", 500..1_500);
         pin(&provider, "crm", crm.fingerprint, not_serving(), &["kp"]);
-        let mut hostile = HostilePeer::generate();
-        pin(
-            &provider,
-            "hostile",
-            hostile.fingerprint(),
-            not_serving(),
-            &["kp"],
-        );
+        let mut hostile = HostilePeer::pinned_on(&provider, "hostile", &["kp"]);
         let mut config = NodeConfig::load(&provider.dir).expect("config");
         config.peer_mut("hostile").expect("peer").max_peer_set_size = cap;
         config.save(&provider.dir).expect("save");

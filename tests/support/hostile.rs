@@ -103,6 +103,20 @@ impl HostilePeer {
         }
     }
 
+    /// A fresh identity, pinned on `server` as peer `name` (with no address: it only
+    /// initiates) offered `datasets`.
+    pub fn pinned_on(server: &super::TestNode, name: &str, datasets: &[&str]) -> Self {
+        let peer = Self::generate();
+        super::pin(
+            server,
+            name,
+            peer.fingerprint(),
+            super::not_serving(),
+            datasets,
+        );
+        peer
+    }
+
     /// A hostile peer with `identity` (e.g. a real node's, loaded from its data
     /// directory, to speak as that node by hand).
     pub fn with_identity(identity: NodeIdentity) -> Self {
