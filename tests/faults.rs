@@ -47,13 +47,7 @@ struct Pair {
 impl Pair {
     fn new(n: usize, idle_secs: u64) -> Pair {
         let root = tempfile::tempdir().expect("tempdir");
-        let crm = node(root.path(), "crm");
-        let provider = node(root.path(), "provider");
-        set_limits(&crm, idle_secs, 16);
-        set_limits(&provider, idle_secs, 16);
-        import_emails(&crm, "crm", 0..n);
-        import_emails(&provider, "kp", n / 2..n / 2 + n);
-        pin(&provider, "crm", crm.fingerprint, not_serving(), &["kp"]);
+        let (crm, provider) = crm_and_provider(root.path(), n, idle_secs, 16);
         Pair {
             root,
             crm,

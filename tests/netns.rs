@@ -167,14 +167,8 @@ impl Pair {
 
     fn with_size(net: &NetnsPair, idle_secs: u64, n: usize) -> Pair {
         let root = tempfile::tempdir().expect("tempdir");
-        let crm = node(root.path(), "crm");
-        let provider = node(root.path(), "provider");
-        set_limits(&crm, idle_secs, 4);
-        set_limits(&provider, idle_secs, 4);
-        import_emails(&crm, "crm", 0..n);
-        import_emails(&provider, "kp", n / 2..n / 2 + n);
+        let (crm, provider) = crm_and_provider(root.path(), n, idle_secs, 4);
         let listen = SocketAddr::new(net.addr(Side::B), PORT);
-        pin(&provider, "crm", crm.fingerprint, not_serving(), &["kp"]);
         pin(&crm, "provider", provider.fingerprint, listen, &[]);
         std::fs::create_dir_all(root.path().join("out")).expect("out dir");
         Pair {

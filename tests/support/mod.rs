@@ -430,3 +430,22 @@ pub fn assert_no_attack_failed(failures: &[String], total: usize) {
         failures.join("\n")
     );
 }
+
+/// Two nodes under `root` that share half their contacts: `crm` imports contacts `0..n`
+/// as dataset `crm`, `provider` imports `n/2..n/2+n` as `kp` and pins `crm` (which only
+/// initiates) with `kp` offered; both with `idle_secs` and `sessions` as limits.
+pub fn crm_and_provider(
+    root: &Path,
+    n: usize,
+    idle_secs: u64,
+    sessions: u32,
+) -> (TestNode, TestNode) {
+    let crm = node(root, "crm");
+    let provider = node(root, "provider");
+    set_limits(&crm, idle_secs, sessions);
+    set_limits(&provider, idle_secs, sessions);
+    import_emails(&crm, "crm", 0..n);
+    import_emails(&provider, "kp", n / 2..n / 2 + n);
+    pin(&provider, "crm", crm.fingerprint, not_serving(), &["kp"]);
+    (crm, provider)
+}
