@@ -203,6 +203,7 @@ async fn run_in(root: &Path, args: &DemoArgs, quiet: bool) -> anyhow::Result<Str
          check    crm matched {} records, provider {} records: both equal the known answer\n\
          audit    crm log {} records, provider log {} records: signatures and hash chains verified\n\
          cross    both logs agree on session {} (purpose, mode, sizes, matches, transcript)\n\
+         cpu      {}\n\
          total    {:.1} s\n",
         crm_import.0,
         crm_import.1,
@@ -217,6 +218,7 @@ async fn run_in(root: &Path, args: &DemoArgs, quiet: bool) -> anyhow::Result<Str
         crm_log.0,
         provider_log.0,
         summary.session_id,
+        blindmatch_protocol::group::CurveBackend::describe(),
         started.elapsed().as_secs_f64()
     ))
 }

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, ensure};
-use blindmatch_protocol::group::BlindingKey;
+use blindmatch_protocol::group::{BlindingKey, CurveBackend};
 use blindmatch_protocol::ident::{IdentKind, KindSet, Normaliser};
 use blindmatch_protocol::session::DEFAULT_BATCH_SIZE;
 use blindmatch_protocol::wire::OutputMode;
@@ -67,6 +67,8 @@ pub struct BenchReport {
     pub mode: String,
     /// Cores used by each process.
     pub threads: usize,
+    /// The curve25519-dalek backend both processes run on (`avx512ifma`, `avx2`, …).
+    pub curve_backend: &'static str,
     /// Wall seconds of the initiator's `match` process, start to exit (loading the
     /// dataset, connecting, the session, writing results).
     pub wall_s: f64,
@@ -123,6 +125,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     };
     let exe = std::env::current_exe().context("locating the blindmatch binary")?;
 
+    say(&CurveBackend::describe());
     say(&format!("generating two lists of {} records", args.n));
     let overlap = ((args.n as f64) * args.overlap).round() as usize;
     let lists = synth::generate_lists(&SynthSpec {
@@ -187,6 +190,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         elements: (ea, eb),
         mode: args.mode.name().into(),
         threads: rayon::current_num_threads(),
+        curve_backend: CurveBackend::detect().name(),
         wall_s: matched.wall.as_secs_f64(),
         session_s: ours.duration_ms as f64 / 1e3,
         cpu_us_per_element_per_party: (matched.stats.cpu_s + server_stats.cpu_s) * 1e6 / per_party,

@@ -12,12 +12,14 @@
 //!   never panics.
 //! - A [`BlindingKey`] never leaves memory and is wiped on drop.
 
+mod backend;
 mod key;
 mod xmd;
 
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::traits::IsIdentity;
 
+pub use backend::CurveBackend;
 pub use key::BlindingKey;
 pub use xmd::expand_message_xmd;
 
