@@ -152,6 +152,27 @@ pub enum PeerMisbehaved {
     /// The peer sent a message after the session ended.
     #[error("message after the session ended")]
     AfterEnd,
+    /// The peer's proof that it applied its committed key (a DLEQ proof) is malformed
+    /// or does not verify.
+    #[error("the peer's proof of re-blinding does not verify")]
+    BadProof,
+    /// The peer's key commitment is not a usable public key (invalid, the identity, or
+    /// the generator itself).
+    #[error("the peer's key commitment is not a valid public key")]
+    BadCommitment,
+    /// A round carried another number of points than the schedule gives it.
+    #[error("round {round} carried {got} points where the schedule gives it {expected}")]
+    WrongRoundSize {
+        /// The round.
+        round: u64,
+        /// Points the schedule gives it.
+        expected: u64,
+        /// Points sent.
+        got: u64,
+    },
+    /// The peer's signed receipt does not check out.
+    #[error("the peer's session receipt is not valid: {0}")]
+    BadReceipt(&'static str),
 }
 
 /// The peer speaks something we do not.
@@ -164,6 +185,15 @@ pub enum PeerIncompatible {
         /// The peer's version.
         got: u16,
         /// Ours.
+        ours: u16,
+    },
+    /// The peer refused our `Hello` as a version it does not speak (an older peer answers
+    /// with a bare `Abort`).
+    #[error(
+        "the peer does not speak protocol version {ours} (it may run an older blindmatch); both nodes need a release that speaks version {ours}"
+    )]
+    PeerRefusedVersion {
+        /// Our version.
         ours: u16,
     },
     /// Identifier normalisation version mismatch: the same contact would not match.
@@ -211,6 +241,14 @@ impl CloseCode {
     /// Distinct from [`INTERNAL`](Self::INTERNAL) (our own failure) and from
     /// [`TIMEOUT`](Self::TIMEOUT) (the peer went silent).
     pub const PEER_GONE: Self = Self(11);
+    /// The peer's proof that it applied its committed key is malformed or does not
+    /// verify: its points may be under another key, tampered or reordered.
+    pub const BAD_PROOF: Self = Self(12);
+    /// The peer's signed receipt does not describe the session, or its signature or key
+    /// is wrong.
+    pub const BAD_RECEIPT: Self = Self(13);
+    /// The operator removed or revoked the peer while the session ran.
+    pub const PEER_REVOKED: Self = Self(14);
 
     /// A short name for logs and messages.
     pub fn name(self) -> &'static str {
@@ -227,6 +265,9 @@ impl CloseCode {
             Self::LIMIT_EXCEEDED => "limit-exceeded",
             Self::BAD_POINTS => "bad-points",
             Self::PEER_GONE => "peer-gone",
+            Self::BAD_PROOF => "bad-proof",
+            Self::BAD_RECEIPT => "bad-receipt",
+            Self::PEER_REVOKED => "peer-revoked",
             _ => "unknown",
         }
     }
@@ -261,6 +302,10 @@ impl Error {
             Error::PeerMisbehaved(
                 PeerMisbehaved::ReflectedPoints | PeerMisbehaved::NotReblinded,
             ) => CloseCode::BAD_POINTS,
+            Error::PeerMisbehaved(PeerMisbehaved::BadProof | PeerMisbehaved::BadCommitment) => {
+                CloseCode::BAD_PROOF
+            }
+            Error::PeerMisbehaved(PeerMisbehaved::BadReceipt(_)) => CloseCode::BAD_RECEIPT,
             Error::PeerMisbehaved(_) => CloseCode::PROTOCOL_VIOLATION,
             Error::PeerIncompatible(_) => CloseCode::INCOMPATIBLE,
             Error::Refused { .. } => CloseCode::REFUSED,
@@ -276,7 +321,7 @@ mod tests {
     use super::*;
     use crate::wire::Message;
 
-    const KNOWN: [CloseCode; 12] = [
+    const KNOWN: [CloseCode; 15] = [
         CloseCode::OK,
         CloseCode::INVALID_MESSAGE,
         CloseCode::PROTOCOL_VIOLATION,
@@ -289,6 +334,9 @@ mod tests {
         CloseCode::LIMIT_EXCEEDED,
         CloseCode::BAD_POINTS,
         CloseCode::PEER_GONE,
+        CloseCode::BAD_PROOF,
+        CloseCode::BAD_RECEIPT,
+        CloseCode::PEER_REVOKED,
     ];
 
     #[test]
@@ -312,17 +360,17 @@ mod tests {
 
     #[test]
     fn unknown_codes_decode_and_show_as_unknown() {
-        for code in [CloseCode::PEER_GONE, CloseCode(12), CloseCode(u16::MAX)] {
+        for code in [CloseCode::PEER_REVOKED, CloseCode(15), CloseCode(u16::MAX)] {
             let frame = Message::Abort(code).to_frame();
             match Message::decode(&frame).unwrap() {
                 Message::Abort(got) => assert_eq!(got, code),
                 other => panic!("decoded {:?}", other.message_type()),
             }
         }
-        assert_eq!(CloseCode(12).to_string(), "unknown (12)");
+        assert_eq!(CloseCode(15).to_string(), "unknown (15)");
         assert_eq!(
-            Error::PeerAborted(CloseCode(12)).close_code(),
-            CloseCode(12)
+            Error::PeerAborted(CloseCode(15)).close_code(),
+            CloseCode(15)
         );
     }
 }

@@ -74,6 +74,60 @@ impl BlindingKey {
         self.k * point
     }
 
+    /// The public commitment `K = k·G` a session sends so that the peer can check every
+    /// re-blinding against it, as a point and its encoding.
+    pub fn commitment(&self) -> (RistrettoPoint, [u8; 32]) {
+        let point = RistrettoPoint::mul_base(&self.k);
+        (point, point.compress().to_bytes())
+    }
+
+    /// The scalar, for proofs made inside this crate. Never leaves it.
+    pub(crate) fn scalar(&self) -> &Scalar {
+        &self.k
+    }
+
+    /// [`BlindingKey::blind_identifiers`] that also returns, per item, the point
+    /// `k/2 · H(x)` whose double is the blinded element: what a side keeps of a round it
+    /// sent until the peer's proof over its answers is checked.
+    pub fn blind_identifiers_keeping(
+        &self,
+        items: &[(u8, &[u8])],
+    ) -> (Vec<[u8; 32]>, Vec<RistrettoPoint>) {
+        let mut out = vec![[0u8; 32]; items.len()];
+        let mut halves = vec![RistrettoPoint::default(); items.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(halves.par_chunks_mut(CHUNK))
+            .zip(items.par_chunks(CHUNK))
+            .for_each(|((out, halves), items)| {
+                for (half, &(kind, value)) in halves.iter_mut().zip(items) {
+                    *half = self.half * hash_identifier(kind, value);
+                }
+                write_doubled(halves, out);
+            });
+        (out, halves)
+    }
+
+    /// Re-blinds the peer's blinded points as [`BlindingKey::reblind`] does, and also
+    /// returns the decoded points, which a proof over the answers needs.
+    ///
+    /// # Errors
+    ///
+    /// As [`BlindingKey::reblind`].
+    pub fn reblind_keeping(
+        &self,
+        points: &[[u8; 32]],
+    ) -> Result<(Vec<[u8; 32]>, Vec<RistrettoPoint>), Error> {
+        let decoded = decode_points(points)?;
+        let mut out = vec![[0u8; 32]; points.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(decoded.par_chunks(CHUNK))
+            .for_each(|(out, points)| {
+                let halves: Vec<RistrettoPoint> = points.iter().map(|p| self.half * p).collect();
+                write_doubled(&halves, out);
+            });
+        Ok((out, decoded))
+    }
+
     /// Blinds identifiers: for each `(kind_code, normalised_value)`, the encoding
     /// of `k * hash_identifier(kind_code, normalised_value)`, in input order.
     ///
@@ -129,6 +183,31 @@ impl BlindingKey {
             return all_valid.map(|()| out);
         }
         Ok(out)
+    }
+}
+
+/// Decodes peer points strictly, in parallel; the error is that of the first bad point.
+///
+/// # Errors
+///
+/// As [`decode_point`](super::decode_point), for the lowest-index bad point.
+pub fn decode_points(points: &[[u8; 32]]) -> Result<Vec<RistrettoPoint>, Error> {
+    let mut out = vec![RistrettoPoint::default(); points.len()];
+    let all_valid = out
+        .par_chunks_mut(CHUNK)
+        .zip(points.par_chunks(CHUNK))
+        .try_for_each(|(out, points)| {
+            for (o, bytes) in out.iter_mut().zip(points) {
+                *o = decode_point_array(bytes)?;
+            }
+            Ok::<(), Error>(())
+        });
+    match all_valid {
+        Ok(()) => Ok(out),
+        Err(err) => Err(points
+            .par_iter()
+            .find_map_first(|bytes| decode_point_array(bytes).err())
+            .unwrap_or(err)),
     }
 }
 

@@ -20,8 +20,9 @@ use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::traits::IsIdentity;
 
 pub use backend::CurveBackend;
-pub use key::BlindingKey;
+pub use key::{BlindingKey, decode_points};
 pub use xmd::expand_message_xmd;
+pub(crate) use xmd::expand_message_xmd_64;
 
 use crate::Error;
 use crate::error::InvalidMessage;

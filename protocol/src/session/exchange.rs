@@ -1,74 +1,141 @@
-//! The exchange phase shared by both roles: stream own blinded elements, re-blind the
-//! peer's, return what the mode says, intersect, and confirm with `Finish`.
+//! The exchange phase shared by both roles: send our rounds, answer the peer's with
+//! proofs, check the peer's answers to ours, intersect, and confirm with `Finish`.
+//!
+//! Pacing (see `rounds`):
+//! - When we learn which records matched, we keep each round we sent until the peer's
+//!   answer to it is checked, and send round `k` only while fewer than [`WINDOW`] rounds
+//!   are unanswered; a peer that learns records from us must keep to the same window,
+//!   or it is cut off.
+//! - When both sides learn something (`both`, `cardinality`) we answer the peer's round
+//!   `k` only once we hold its answers to our rounds before `k`: fair release, neither
+//!   side more than one round ahead.
 
 use std::collections::VecDeque;
 
-use rand_core::CryptoRng;
+use curve25519_dalek::ristretto::RistrettoPoint;
+use curve25519_dalek::traits::Identity;
 use subtle::ConstantTimeEq;
 
-use super::sent_set::SentSet;
-use super::{
-    Event, MatchedRecord, Outcome, PreparedSet, Progress, Role, learns_count, learns_records,
-};
-use crate::error::{CloseCode, Error, PeerMisbehaved};
-use crate::group::BlindingKey;
-use crate::ident::{IdentKind, KindSet};
+use super::count::{self, Counts, truncate};
+use super::finish::ReceiptContext;
+use super::plan::SendPlan;
+use super::proof::{NonceSeed, check};
+use super::reply::{ReplyKind, ShuffledReply, answer_round};
+use super::rounds::{Rounds, Units};
+use super::{Outcome, PreparedSet, Progress, ReceiptSigner, Role, learns_count, learns_records};
+use crate::error::{Error, PeerMisbehaved};
+use crate::group::{BlindingKey, decode_points};
+use crate::oprf::PublicKey;
 use crate::transcript::Transcript;
-use crate::wire::{
-    DOUBLE_LEN, DoubleBytes, Finish, MAX_BATCH_VALUES, Message, OutputMode, PointBytes,
-};
+use crate::wire::{DoubleBytes, Finish, Message, OutputMode, PointBytes, Reblinded};
 
-/// How we return the peer's doubly-blinded values.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Reply {
-    /// The peer learns nothing: return nothing.
-    None,
-    /// The peer learns its matched records: return each batch in order.
-    InOrder,
-    /// The peer learns only the count: return all values sorted, once complete.
-    SortedAtEnd,
-}
+/// Own rounds that may await the peer's answers at once, when we learn records.
+pub(super) const WINDOW: u64 = 2;
 
 /// Parameters fixed when the exchange starts.
 pub(super) struct ExchangeParams {
     pub role: Role,
     pub mode: OutputMode,
-    pub session_id: [u8; 16],
-    pub peer_total: u64,
-    pub batch_size: usize,
+    pub rounds: Rounds,
+    pub peer: Units,
+    pub peer_commitment: PublicKey,
+    pub receipts: ReceiptContext,
+}
+
+/// The per-session secrets, drawn at start from the caller's RNG, and the commitment
+/// to the key that the handshake announces.
+pub(super) struct Secrets {
+    pub key: BlindingKey,
+    pub commitment: PublicKey,
+    pub plan: SendPlan,
+    pub seed: NonceSeed,
+}
+
+impl Secrets {
+    /// A fresh key, its commitment, the send plan for `mode` and the proof seed.
+    pub(super) fn draw<R: rand_core::CryptoRng + ?Sized>(
+        set: &PreparedSet,
+        mode: OutputMode,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
+        let key = BlindingKey::random(rng);
+        // `k` is never zero, so `k·G` is never the identity and this cannot fail.
+        let commitment = PublicKey::from_point(key.commitment().0)?;
+        let plan = if mode == OutputMode::Cardinality {
+            SendPlan::bundles(set, rng)
+        } else {
+            SendPlan::elements(set, rng)
+        };
+        Ok(Self {
+            key,
+            commitment,
+            plan,
+            seed: NonceSeed::draw(rng),
+        })
+    }
+}
+
+/// A round we sent whose answers we will check.
+struct Inflight {
+    round: u64,
+    encodings: Vec<PointBytes>,
+    points: Vec<RistrettoPoint>,
 }
 
 /// The exchange phase state.
 pub(super) struct Exchange {
     role: Role,
     mode: OutputMode,
-    session_id: [u8; 16],
-    batch_size: usize,
+    rounds: Rounds,
+    own: Units,
+    peer: Units,
     key: BlindingKey,
+    own_commitment: PublicKey,
+    peer_commitment: PublicKey,
+    seed: NonceSeed,
     set: PreparedSet,
-    /// Send position → unique element index: a uniformly random permutation.
-    order: Vec<u32>,
+    plan: SendPlan,
+    signer: Box<dyn ReceiptSigner>,
+    receipts: ReceiptContext,
+    /// How we answer the peer, and how it answers us.
+    reply: ReplyKind,
+    expect: ReplyKind,
+    /// Both sides learn something: answers are released in lockstep.
+    fair: bool,
+
+    /// Next own round to send; own slots sent.
+    own_next: u64,
     own_sent: u64,
-    /// Truncated encodings of every blinded point we sent, to catch a peer that
-    /// reflects them back as its own or returns them without re-blinding.
-    sent_prefixes: SentSet,
-    peer_total: u64,
-    peer_received: u64,
-    /// `H(y)^(ba)` for the peer's elements, kept when we learn anything.
-    peer_double: Vec<DoubleBytes>,
-    reply: Reply,
-    /// Cardinality mode: how many of the sorted `peer_double` values went back so far
-    /// (`None` until the peer's whole set has arrived and been sorted).
-    sorted_reply_pos: Option<usize>,
-    sorted_reply_sent: bool,
-    /// Our own doubly-blinded values as returned by the peer (send order, or sorted).
+    /// `Σ` of every point we sent (checked against the peer's sum proof).
+    own_sum: RistrettoPoint,
+    inflight: VecDeque<Inflight>,
+    /// Next own round whose answers we await (the round count once all arrived).
+    answered_next: u64,
+    replies_received: u64,
+    /// The peer's answers to our slots, truncated after their proof was checked: in our
+    /// send order, or in the peer's shuffled bundle order (`cardinality`).
     own_double: Vec<DoubleBytes>,
+    shuffled_sum: RistrettoPoint,
+    sum_proof_checked: bool,
+
+    /// Next peer round expected; peer slots received.
+    peer_next: u64,
+    peer_received: u64,
+    /// `k·P` for the peer's points, truncated, when we learn anything.
+    peer_double: Vec<DoubleBytes>,
+    /// Answers computed and waiting for the lockstep.
+    pending: VecDeque<(u64, Reblinded)>,
+    /// Next peer round we answer in order; peer slots answered.
+    answer_next: u64,
+    replies_sent: u64,
+    shuffled: Option<ShuffledReply>,
+    sum_proof_sent: bool,
+
     transcript: Transcript,
     outbox: VecDeque<Vec<u8>>,
+    counts: Option<Counts>,
     our_finish: Option<Finish>,
-    peer_finish: Option<Finish>,
-    /// The intersection size, once computed, when this side learns it.
-    our_count: Option<u64>,
+    peer_finish: Option<Box<Finish>>,
 }
 
 impl Exchange {
@@ -77,78 +144,106 @@ impl Exchange {
         set: PreparedSet,
         transcript: Transcript,
         secrets: Secrets,
+        signer: Box<dyn ReceiptSigner>,
     ) -> Self {
         let ExchangeParams {
             role,
             mode,
-            session_id,
-            peer_total,
-            batch_size,
+            rounds,
+            peer,
+            peer_commitment,
+            receipts,
         } = params;
-        let Secrets { key, order } = secrets;
-        let reply = if !learns_count(mode, role.peer()) {
-            Reply::None
-        } else if learns_records(mode, role.peer()) {
-            Reply::InOrder
-        } else {
-            Reply::SortedAtEnd
+        let Secrets {
+            key,
+            commitment: own_commitment,
+            plan,
+            seed,
+        } = secrets;
+        let kind = |learner: Role| {
+            if !learns_count(mode, learner) {
+                ReplyKind::None
+            } else if learns_records(mode, learner) {
+                ReplyKind::InOrder
+            } else {
+                ReplyKind::Shuffled
+            }
         };
-        let learns = learns_count(mode, role);
-        let keeps_peer_values = learns || reply == Reply::SortedAtEnd;
-        // Sized once: our own count is known; the peer's is its declared size, capped
-        // so a hostile declaration cannot make us reserve without bound (policy limits
-        // it further before a session starts; beyond the cap the vector just grows).
-        let peer_reserve = if keeps_peer_values {
-            usize::try_from(peer_total.min(PEER_RESERVE_CAP)).unwrap_or(0)
-        } else {
-            0
-        };
-        Self {
+        let reply = kind(role.peer());
+        let expect = kind(role);
+        let own = plan.units();
+        // Sized once for our own set; the peer's is its declared size, capped so a hostile
+        // declaration cannot make us reserve without bound (policy limits it further).
+        let peer_reserve = usize::try_from(peer.slots().min(PEER_RESERVE_CAP)).unwrap_or(0);
+        let keeps_peer = expect != ReplyKind::None;
+        let mut exchange = Self {
             role,
             mode,
-            session_id,
-            batch_size: batch_size.clamp(1, crate::wire::MAX_BATCH_POINTS),
+            rounds,
+            own,
+            peer,
+            own_commitment,
+            peer_commitment,
             key,
-            order,
-            own_sent: 0,
-            sent_prefixes: SentSet::with_capacity(set.len()),
-            peer_total,
-            peer_received: 0,
-            peer_double: Vec::with_capacity(peer_reserve),
+            seed,
+            signer,
+            receipts,
             reply,
-            sorted_reply_pos: None,
-            sorted_reply_sent: false,
-            own_double: Vec::with_capacity(if learns { set.len() } else { 0 }),
+            expect,
+            fair: learns_count(mode, role) && learns_count(mode, role.peer()),
+            own_next: rounds.next_nonempty(own, 0),
+            own_sent: 0,
+            own_sum: RistrettoPoint::identity(),
+            inflight: VecDeque::new(),
+            answered_next: if expect == ReplyKind::None {
+                rounds.count()
+            } else {
+                rounds.next_nonempty(own, 0)
+            },
+            replies_received: 0,
+            own_double: Vec::with_capacity(if keeps_peer { plan.len() } else { 0 }),
+            shuffled_sum: RistrettoPoint::identity(),
+            sum_proof_checked: false,
+            peer_next: rounds.next_nonempty(peer, 0),
+            peer_received: 0,
+            peer_double: Vec::with_capacity(if keeps_peer && reply != ReplyKind::Shuffled {
+                peer_reserve
+            } else {
+                0
+            }),
+            pending: VecDeque::new(),
+            answer_next: rounds.next_nonempty(peer, 0),
+            replies_sent: 0,
+            shuffled: (reply == ReplyKind::Shuffled).then(|| ShuffledReply::new(peer_reserve)),
+            sum_proof_sent: false,
             transcript,
             outbox: VecDeque::new(),
+            counts: None,
             our_finish: None,
             peer_finish: None,
-            our_count: None,
             set,
+            plan,
+        };
+        if exchange.peer_next >= rounds.count() {
+            // The peer sends nothing: its (empty) set is complete from the start.
+            exchange.seal_shuffled();
         }
+        exchange
     }
 
-    fn own_total(&self) -> u64 {
-        self.set.len() as u64
-    }
-
-    fn learns_count(&self) -> bool {
-        learns_count(self.mode, self.role)
-    }
-
-    /// Whether `Finish` carries the sender's count, so both sides can check they
-    /// agree: only when *both* may learn it (`both`, `cardinality`). In `initiator`
-    /// and `responder` modes the side meant to learn nothing must not receive it.
-    fn finish_carries_count(&self) -> bool {
-        learns_count(self.mode, self.role) && learns_count(self.mode, self.role.peer())
+    /// Frames queued by the exchange, for the role's outbox.
+    pub(super) fn outbox(&mut self) -> &mut VecDeque<Vec<u8>> {
+        &mut self.outbox
     }
 
     pub(super) fn progress(&self) -> Progress {
         Progress {
             own_sent: self.own_sent,
-            own_total: self.own_total(),
+            own_total: self.own.slots(),
             peer_received: self.peer_received,
-            peer_total: self.peer_total,
+            peer_total: self.peer.slots(),
+            replies_sent: self.replies_sent,
+            replies_received: self.replies_received,
         }
     }
 
@@ -159,15 +254,23 @@ impl Exchange {
                 self.transcript.received(frame);
                 self.on_blinded(&points)?;
             }
-            Message::Reblinded(values) => {
+            Message::Reblinded(answer) => {
                 self.transcript.received(frame);
-                self.on_reblinded(values)?;
+                self.on_reblinded(answer)?;
+            }
+            Message::Shuffled(points) => {
+                self.transcript.received(frame);
+                self.on_shuffled(&points)?;
+            }
+            Message::SumProof(proof) => {
+                self.transcript.received(frame);
+                self.on_sum_proof(&proof)?;
             }
             Message::Finish(finish) => self.on_finish(finish)?,
             Message::Abort(code) => return Err(Error::PeerAborted(code)),
             other => {
                 return Err(PeerMisbehaved::UnexpectedMessage {
-                    expected: "Blinded, Reblinded or Finish",
+                    expected: "Blinded, Reblinded, Shuffled, SumProof or Finish",
                     got: other.message_type().name(),
                 }
                 .into());
@@ -177,28 +280,22 @@ impl Exchange {
         self.try_complete()
     }
 
-    /// The next frame: queued replies first, then the next batch of our own elements.
+    /// The next frame: queued ones first, then answers the lockstep allows, then the
+    /// next round of our own elements.
     pub(super) fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         if let Some(frame) = self.outbox.pop_front() {
             return Some(frame);
         }
-        if self.send_sorted_reply_chunk() {
+        if self.send_answer() || self.send_own_round() {
             return self.outbox.pop_front();
-        }
-        if self.own_sent < self.own_total() {
-            self.blind_next_batch();
-            if self.own_sent == self.own_total() {
-                // Every element is blinded: the identifier bytes are no longer needed.
-                self.set.forget_values();
-            }
         }
         self.try_finish();
         self.outbox.pop_front()
     }
 
-    /// Completion check after sending (the peer may have finished first).
+    /// Completion check (the peer may have finished first).
     pub(super) fn try_complete(&mut self) -> Result<Option<Outcome>, Error> {
-        let (Some(ours), Some(theirs)) = (self.our_finish, self.peer_finish) else {
+        let (Some(ours), Some(theirs)) = (&self.our_finish, &self.peer_finish) else {
             return Ok(None);
         };
         if !bool::from(ours.transcript.ct_eq(&theirs.transcript)) {
@@ -216,81 +313,299 @@ impl Exchange {
         {
             return Err(PeerMisbehaved::IntersectionMismatch { ours: o, theirs: t }.into());
         }
-        let matches = learns_records(self.mode, self.role).then(|| self.matched_records());
+        self.receipts
+            .check_peer(&theirs.receipt, ours.transcript, theirs.intersection)?;
+        let counts = self.counts.clone().unwrap_or_default();
+        let learns = learns_count(self.mode, self.role);
         Ok(Some(Outcome {
             role: self.role,
             mode: self.mode,
-            session_id: self.session_id,
-            own_set_size: self.own_total(),
-            peer_set_size: self.peer_total,
-            intersection_size: self.our_count,
-            matches,
+            session_id: self.receipts.session_id,
+            own_set_size: self.own.slots(),
+            peer_set_size: self.peer.slots(),
+            intersection_size: learns.then_some(counts.identifiers),
+            matched_record_count: learns.then_some(counts.records),
+            matches: counts.matches,
             transcript_hash: ours.transcript,
+            own_dataset: self.receipts.own_dataset.clone(),
+            peer_dataset: self.receipts.peer_dataset.clone(),
+            own_receipt: ours.receipt.clone(),
+            peer_receipt: theirs.receipt.clone(),
         }))
     }
 
-    fn blind_next_batch(&mut self) {
-        let start = self.own_sent as usize;
-        let end = (start + self.batch_size).min(self.set.len());
-        let items: Vec<(u8, &[u8])> = self.order[start..end]
-            .iter()
-            .map(|&i| self.set.element(i as usize))
-            .collect();
-        let points = self.key.blind_identifiers(&items);
-        for point in &points {
-            self.sent_prefixes.insert(truncate(point));
+    /// Whether `Finish` carries the count, so both sides can check they agree: only
+    /// when *both* may learn it (`both`, `cardinality`).
+    fn finish_carries_count(&self) -> bool {
+        self.fair
+    }
+
+    /// The lockstep: may we release answers to the peer's round `k`?
+    fn may_answer(&self, k: u64) -> bool {
+        !self.fair || self.answered_next >= k
+    }
+
+    /// Sends one due answer (an in-order round, a shuffled chunk or the sum proof).
+    fn send_answer(&mut self) -> bool {
+        if let Some((k, _)) = self.pending.front()
+            && self.may_answer(*k)
+            && let Some((_, answer)) = self.pending.pop_front()
+        {
+            self.replies_sent += answer.points.len() as u64;
+            self.send(&Message::Reblinded(answer));
+            return true;
         }
-        self.own_sent = end as u64;
-        self.send(&Message::Blinded(points));
+        let Some(shuffled) = self.shuffled.as_mut() else {
+            return false;
+        };
+        if let Some(k) = shuffled.next_round(self.rounds, self.peer) {
+            if !(!self.fair || self.answered_next >= k) {
+                return false;
+            }
+            let chunk = shuffled.chunk(self.rounds, self.peer, k);
+            self.replies_sent += chunk.len() as u64;
+            self.send(&Message::Shuffled(chunk));
+            return true;
+        }
+        if shuffled.all_sent(self.rounds, self.peer)
+            && !self.sum_proof_sent
+            && self.peer.slots() > 0
+        {
+            match shuffled.sum_proof(&self.key, &self.own_commitment, &self.seed) {
+                Ok(proof) => {
+                    self.sum_proof_sent = true;
+                    self.send(&Message::SumProof(proof));
+                    return true;
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Blinds and sends our next round, if the pacing allows.
+    fn send_own_round(&mut self) -> bool {
+        let k = self.own_next;
+        if k >= self.rounds.count() {
+            return false;
+        }
+        if self.expect == ReplyKind::InOrder && k >= self.answered_next.saturating_add(WINDOW) {
+            return false;
+        }
+        let slots = self.rounds.slots(self.own, k);
+        let (encodings, points) = self.blind_slots(slots.start as usize..slots.end as usize);
+        match self.expect {
+            ReplyKind::InOrder => self.inflight.push_back(Inflight {
+                round: k,
+                encodings: encodings.clone(),
+                points,
+            }),
+            ReplyKind::Shuffled => self.own_sum += points.iter().sum::<RistrettoPoint>(),
+            ReplyKind::None => {}
+        }
+        self.own_sent = slots.end;
+        self.own_next = self.rounds.next_nonempty(self.own, k + 1);
+        if self.own_next >= self.rounds.count() {
+            // Every element is blinded: the identifier bytes are no longer needed.
+            self.set.forget_values();
+        }
+        self.send(&Message::Blinded(encodings));
+        true
+    }
+
+    /// Our blinded points for `slots` of the plan (padding as random points), and the
+    /// points themselves when we will need them to check the peer's answers.
+    fn blind_slots(&self, slots: std::ops::Range<usize>) -> (Vec<PointBytes>, Vec<RistrettoPoint>) {
+        let items: Vec<(u8, &[u8])> = slots
+            .clone()
+            .filter_map(|p| self.plan.element(p))
+            .map(|e| self.set.element(e))
+            .collect();
+        let keep = self.expect != ReplyKind::None;
+        let (blinded, halves) = if keep {
+            self.key.blind_identifiers_keeping(&items)
+        } else {
+            (self.key.blind_identifiers(&items), Vec::new())
+        };
+        if blinded.len() == slots.len() && !keep {
+            return (blinded, Vec::new());
+        }
+        let mut encodings = Vec::with_capacity(slots.len());
+        let mut points = Vec::with_capacity(if keep { slots.len() } else { 0 });
+        let mut next = 0;
+        let mut padding = self.seed.stream(&slots.start.to_be_bytes());
+        for position in slots {
+            if self.plan.element(position).is_some() {
+                encodings.push(blinded[next]);
+                if keep {
+                    points.push(halves[next] + halves[next]);
+                }
+                next += 1;
+            } else {
+                let mut uniform = [0u8; 64];
+                for chunk in uniform.chunks_mut(8) {
+                    chunk.copy_from_slice(&padding.next_u64().to_le_bytes());
+                }
+                let point = RistrettoPoint::from_uniform_bytes(&uniform);
+                encodings.push(point.compress().to_bytes());
+                if keep {
+                    points.push(point);
+                }
+            }
+        }
+        (encodings, points)
     }
 
     fn on_blinded(&mut self, points: &[PointBytes]) -> Result<(), Error> {
-        let total = self.peer_received + points.len() as u64;
-        if total > self.peer_total {
+        let k = self.peer_next;
+        if k >= self.rounds.count() {
             return Err(PeerMisbehaved::TooManyPoints {
-                declared: self.peer_total,
+                declared: self.peer.slots(),
             }
             .into());
         }
-        if points
-            .iter()
-            .any(|p| self.sent_prefixes.contains(&truncate(p)))
-        {
-            return Err(PeerMisbehaved::ReflectedPoints.into());
+        if self.reply == ReplyKind::InOrder && k >= self.answer_next.saturating_add(WINDOW) {
+            return Err(PeerMisbehaved::UnexpectedMessage {
+                expected: "no round beyond the two our answers allow",
+                got: "Blinded",
+            }
+            .into());
         }
-        let doubles: Vec<DoubleBytes> = self.key.reblind(points)?.iter().map(truncate).collect();
-        self.peer_received = total;
-        if self.reply == Reply::InOrder {
-            self.send(&Message::Reblinded(doubles.clone()));
+        let slots = self.rounds.slots(self.peer, k);
+        check_round_size(k, slots.end - slots.start, points.len())?;
+        match self.reply {
+            ReplyKind::InOrder => {
+                let (answers, decoded) = self.key.reblind_keeping(points)?;
+                if self.expect != ReplyKind::None {
+                    self.peer_double.extend(answers.iter().map(truncate));
+                }
+                let answer = answer_round(
+                    &self.key,
+                    &self.own_commitment,
+                    &self.seed,
+                    k,
+                    points,
+                    &decoded,
+                    answers,
+                )?;
+                self.pending.push_back((k, answer));
+                self.answer_next = self.rounds.next_nonempty(self.peer, k + 1);
+            }
+            ReplyKind::Shuffled => {
+                let (answers, decoded) = self.key.reblind_keeping(points)?;
+                if let Some(shuffled) = self.shuffled.as_mut() {
+                    shuffled.hold(&decoded, &answers);
+                }
+            }
+            ReplyKind::None => {
+                let answers = self.key.reblind(points)?;
+                self.peer_double.extend(answers.iter().map(truncate));
+            }
         }
-        if self.learns_count() || self.reply == Reply::SortedAtEnd {
-            self.peer_double.extend_from_slice(&doubles);
+        self.peer_received = slots.end;
+        self.peer_next = self.rounds.next_nonempty(self.peer, k + 1);
+        if self.peer_next >= self.rounds.count() {
+            self.seal_shuffled();
         }
         Ok(())
     }
 
-    fn on_reblinded(&mut self, values: Vec<DoubleBytes>) -> Result<(), Error> {
-        if !self.learns_count() {
+    /// Once the peer's whole set is in: our own values for counting, then the shuffle.
+    fn seal_shuffled(&mut self) {
+        let Some(shuffled) = self.shuffled.as_mut() else {
+            return;
+        };
+        if self.peer_double.is_empty() {
+            self.peer_double = shuffled.held().iter().map(truncate).collect();
+        }
+        shuffled.seal(self.peer, &self.seed);
+    }
+
+    fn on_reblinded(&mut self, answer: Reblinded) -> Result<(), Error> {
+        if self.expect != ReplyKind::InOrder {
             return Err(PeerMisbehaved::UnexpectedMessage {
-                expected: "Blinded or Finish (this side learns nothing in this mode)",
+                expected: "no Reblinded (this side does not learn records in this mode)",
                 got: "Reblinded",
             }
             .into());
         }
-        if (self.own_double.len() + values.len()) as u64 > self.own_sent {
+        let Some(round) = self.inflight.front() else {
             return Err(PeerMisbehaved::TooManyPoints {
                 declared: self.own_sent,
             }
             .into());
-        }
-        if values.iter().any(|v| self.sent_prefixes.contains(v)) {
-            return Err(PeerMisbehaved::NotReblinded.into());
-        }
-        self.own_double.extend_from_slice(&values);
+        };
+        check_round_size(
+            round.round,
+            round.encodings.len() as u64,
+            answer.points.len(),
+        )?;
+        let decoded = decode_points(&answer.points)?;
+        check(
+            &self.peer_commitment,
+            &round.points,
+            &round.encodings,
+            &decoded,
+            &answer.points,
+            &answer.proof,
+        )?;
+        let k = round.round;
+        self.inflight.pop_front();
+        self.own_double.extend(answer.points.iter().map(truncate));
+        self.replies_received += answer.points.len() as u64;
+        self.answered_next = self.rounds.next_nonempty(self.own, k + 1);
         Ok(())
     }
 
-    fn on_finish(&mut self, finish: Finish) -> Result<(), Error> {
+    fn on_shuffled(&mut self, points: &[PointBytes]) -> Result<(), Error> {
+        let k = self.answered_next;
+        if self.expect != ReplyKind::Shuffled
+            || self.own_next < self.rounds.count()
+            || k >= self.rounds.count()
+        {
+            return Err(PeerMisbehaved::UnexpectedMessage {
+                expected: "Shuffled only in cardinality mode, after our whole set, once per round",
+                got: "Shuffled",
+            }
+            .into());
+        }
+        let slots = self.rounds.slots(self.own, k);
+        check_round_size(k, slots.end - slots.start, points.len())?;
+        let decoded = decode_points(points)?;
+        self.shuffled_sum += decoded.iter().sum::<RistrettoPoint>();
+        self.own_double.extend(points.iter().map(truncate));
+        self.replies_received += points.len() as u64;
+        self.answered_next = self.rounds.next_nonempty(self.own, k + 1);
+        Ok(())
+    }
+
+    fn on_sum_proof(&mut self, proof: &[u8; 64]) -> Result<(), Error> {
+        if self.expect != ReplyKind::Shuffled
+            || self.answered_next < self.rounds.count()
+            || self.sum_proof_checked
+            || self.own.slots() == 0
+        {
+            return Err(PeerMisbehaved::UnexpectedMessage {
+                expected: "one SumProof after the whole shuffled reply",
+                got: "SumProof",
+            }
+            .into());
+        }
+        let c = self.own_sum;
+        let d = self.shuffled_sum;
+        check(
+            &self.peer_commitment,
+            &[c],
+            &[c.compress().to_bytes()],
+            &[d],
+            &[d.compress().to_bytes()],
+            proof,
+        )?;
+        self.sum_proof_checked = true;
+        Ok(())
+    }
+
+    fn on_finish(&mut self, finish: Box<Finish>) -> Result<(), Error> {
         if self.peer_finish.is_some() {
             return Err(PeerMisbehaved::UnexpectedMessage {
                 expected: "nothing after Finish",
@@ -298,17 +613,17 @@ impl Exchange {
             }
             .into());
         }
-        if self.peer_received != self.peer_total {
+        if self.peer_received != self.peer.slots() {
             return Err(PeerMisbehaved::TooFewPoints {
-                declared: self.peer_total,
+                declared: self.peer.slots(),
                 received: self.peer_received,
             }
             .into());
         }
-        if self.learns_count() && self.own_double.len() as u64 != self.own_total() {
+        if !self.answers_complete() {
             return Err(PeerMisbehaved::TooFewPoints {
-                declared: self.own_total(),
-                received: self.own_double.len() as u64,
+                declared: self.own.slots(),
+                received: self.replies_received,
             }
             .into());
         }
@@ -316,94 +631,66 @@ impl Exchange {
         Ok(())
     }
 
+    /// Whether every answer the peer owes us arrived and checked out.
+    fn answers_complete(&self) -> bool {
+        match self.expect {
+            ReplyKind::None => true,
+            ReplyKind::InOrder => self.replies_received == self.own.slots(),
+            ReplyKind::Shuffled => {
+                self.answered_next >= self.rounds.count()
+                    && (self.sum_proof_checked || self.own.slots() == 0)
+            }
+        }
+    }
+
+    /// Whether we sent every answer we owe.
+    fn answers_sent(&self) -> bool {
+        match self.reply {
+            ReplyKind::None => true,
+            ReplyKind::InOrder => self.pending.is_empty() && self.replies_sent == self.peer.slots(),
+            ReplyKind::Shuffled => self.shuffled.as_ref().is_some_and(|s| {
+                s.all_sent(self.rounds, self.peer)
+                    && (self.sum_proof_sent || self.peer.slots() == 0)
+            }),
+        }
+    }
+
     /// Sends our `Finish` once everything owed in both directions has been handled.
     fn try_finish(&mut self) {
         if self.our_finish.is_some()
-            || self.own_sent != self.own_total()
-            || self.peer_received != self.peer_total
-            || (self.reply == Reply::SortedAtEnd && !self.sorted_reply_sent)
-            || (self.learns_count() && self.own_double.len() as u64 != self.own_total())
+            || self.own_next < self.rounds.count()
+            || self.peer_received != self.peer.slots()
+            || !self.answers_sent()
+            || !self.answers_complete()
         {
             return;
         }
-        self.our_count = self.learns_count().then(|| self.intersection_size());
-        let intersection = self.our_count.filter(|_| self.finish_carries_count());
-        let finish = Finish {
-            transcript: self.transcript.hash(),
-            intersection,
-        };
-        self.outbox.push_back(Message::Finish(finish).to_frame());
+        let counts = self.count();
+        let intersection = self.finish_carries_count().then_some(counts.identifiers);
+        self.counts = Some(counts);
+        let transcript = self.transcript.hash();
+        let receipt = self
+            .receipts
+            .sign(self.signer.as_ref(), transcript, intersection);
+        let finish = Finish::new(transcript, intersection, receipt);
+        self.outbox
+            .push_back(Message::Finish(Box::new(finish.clone())).to_frame());
         self.our_finish = Some(finish);
     }
 
-    /// In cardinality mode, returns the peer's doubly-blinded values sorted (so their
-    /// order reveals nothing) once the peer's whole set has arrived, one batch per
-    /// call so the reply never sits in memory twice. Returns whether it queued one.
-    fn send_sorted_reply_chunk(&mut self) -> bool {
-        if self.reply != Reply::SortedAtEnd
-            || self.sorted_reply_sent
-            || self.peer_received != self.peer_total
-        {
-            return false;
-        }
-        let start = match self.sorted_reply_pos {
-            Some(pos) => pos,
-            None => {
-                self.peer_double.sort_unstable();
-                0
-            }
-        };
-        let end = (start + MAX_BATCH_VALUES).min(self.peer_double.len());
-        let chunk = self.peer_double[start..end].to_vec();
-        self.sorted_reply_pos = Some(end);
-        self.sorted_reply_sent = end == self.peer_double.len();
-        if chunk.is_empty() {
-            return false;
-        }
-        self.send(&Message::Reblinded(chunk));
-        true
-    }
-
-    /// Sorts the peer's values once and counts our values found among them.
-    fn intersection_size(&mut self) -> u64 {
+    fn count(&mut self) -> Counts {
         if !self.peer_double.is_sorted() {
             self.peer_double.sort_unstable();
         }
-        self.own_double
-            .iter()
-            .filter(|v| self.peer_double.binary_search(v).is_ok())
-            .count() as u64
-    }
-
-    /// Maps matched send positions back to records (called only when the peer
-    /// returned our values in order).
-    fn matched_records(&self) -> Vec<MatchedRecord> {
-        let mut matched: Vec<(u32, u8)> = Vec::new();
-        for (position, value) in self.own_double.iter().enumerate() {
-            if self.peer_double.binary_search(value).is_ok() {
-                let element = self.order[position] as usize;
-                let kind = self.set.kind_code(element);
-                matched.extend(self.set.owners(element).iter().map(|&r| (r, kind)));
+        match self.expect {
+            ReplyKind::None => Counts::default(),
+            ReplyKind::InOrder => {
+                count::in_order(&self.own_double, &self.peer_double, &self.plan, &self.set)
+            }
+            ReplyKind::Shuffled => {
+                count::bundles(&self.own_double, self.own.width as usize, &self.peer_double)
             }
         }
-        matched.sort_unstable();
-        let mut out: Vec<MatchedRecord> = Vec::new();
-        for (record, kind_code) in matched {
-            let Some(kind) = IdentKind::from_code(kind_code) else {
-                continue;
-            };
-            match out.last_mut() {
-                Some(last) if last.record == record => {
-                    last.kinds.insert(kind);
-                }
-                _ => {
-                    let mut kinds = KindSet::empty();
-                    kinds.insert(kind);
-                    out.push(MatchedRecord { record, kinds });
-                }
-            }
-        }
-        out
     }
 
     fn send(&mut self, msg: &Message) {
@@ -413,161 +700,18 @@ impl Exchange {
     }
 }
 
-/// What the plumbing both roles share needs from a role's state enum.
-pub(super) trait Phase {
-    /// The running exchange, when the session is in that phase.
-    fn exchange(&mut self) -> Option<&mut Exchange>;
-    /// Whether the session is over (completed, failed or refused).
-    fn is_closed(&self) -> bool;
-    /// Ends the session.
-    fn close(&mut self);
+/// A round must carry exactly the slots the schedule gives it.
+fn check_round_size(round: u64, expected: u64, got: usize) -> Result<(), Error> {
+    if got as u64 == expected {
+        return Ok(());
+    }
+    Err(PeerMisbehaved::WrongRoundSize {
+        round,
+        expected,
+        got: got as u64,
+    }
+    .into())
 }
 
-/// The outbox and event queue of a session, and the steps both roles take while
-/// exchanging.
-#[derive(Default)]
-pub(super) struct Queues {
-    pub outbox: VecDeque<Vec<u8>>,
-    pub events: VecDeque<Event>,
-}
-
-impl Queues {
-    /// Feeds a message to the exchange. Returns the exchange back while it runs, or
-    /// `None` once it completed (the outcome is queued as an event).
-    pub(super) fn handle(
-        &mut self,
-        mut exchange: Box<Exchange>,
-        msg: Message,
-        frame: &[u8],
-    ) -> Result<Option<Box<Exchange>>, Error> {
-        match exchange.handle(msg, frame)? {
-            None => Ok(Some(exchange)),
-            Some(outcome) => {
-                self.outbox.append(&mut exchange.outbox);
-                self.events.push_back(Event::Completed(outcome));
-                Ok(None)
-            }
-        }
-    }
-
-    /// Polls the exchange for a frame. Returns whether the session is over (completed
-    /// or failed; a failure is queued as [`Event::Failed`] with its `Abort`).
-    pub(super) fn poll(&mut self, exchange: &mut Exchange) -> (Option<Vec<u8>>, bool) {
-        let frame = exchange.poll_transmit();
-        match exchange.try_complete() {
-            Ok(None) => (frame, false),
-            Ok(Some(outcome)) => {
-                self.outbox.append(&mut exchange.outbox);
-                self.events.push_back(Event::Completed(outcome));
-                (frame, true)
-            }
-            Err(err) => {
-                self.fail(&err);
-                self.events.push_back(Event::Failed(err));
-                (frame, true)
-            }
-        }
-    }
-
-    /// Ends `handle_frame`: on error the session closes and owes the peer an `Abort`.
-    pub(super) fn after_frame<P: Phase>(
-        &mut self,
-        phase: &mut P,
-        result: Result<(), Error>,
-    ) -> Result<(), Error> {
-        if let Err(err) = &result {
-            phase.close();
-            self.fail(err);
-        }
-        result
-    }
-
-    /// `poll_transmit` for either role.
-    pub(super) fn transmit<P: Phase>(&mut self, phase: &mut P) -> Option<Vec<u8>> {
-        let (frame, over) = self.next_frame(phase.exchange());
-        if over {
-            phase.close();
-        }
-        frame
-    }
-
-    /// `abort` for either role: the `Abort` frame to send, unless already closed.
-    pub(super) fn abort<P: Phase>(phase: &mut P, code: CloseCode) -> Option<Vec<u8>> {
-        if phase.is_closed() {
-            return None;
-        }
-        phase.close();
-        Some(Message::Abort(code).to_frame())
-    }
-
-    /// Queues the `Abort` an error owes the peer: none when the peer ended the session.
-    pub(super) fn fail(&mut self, err: &Error) {
-        if !matches!(err, Error::PeerAborted(_) | Error::Refused { .. }) {
-            self.outbox
-                .push_back(Message::Abort(err.close_code()).to_frame());
-        }
-    }
-
-    /// The next frame: already queued ones first.
-    pub(super) fn next_frame(
-        &mut self,
-        exchange: Option<&mut Exchange>,
-    ) -> (Option<Vec<u8>>, bool) {
-        if let Some(frame) = self.outbox.pop_front() {
-            return (Some(frame), false);
-        }
-        match exchange {
-            Some(exchange) => {
-                let (frame, over) = self.poll(exchange);
-                (frame.or_else(|| self.outbox.pop_front()), over)
-            }
-            None => (None, false),
-        }
-    }
-}
-
-/// Most peer values reserved for up front (16 Mi values, 256 MiB): see `Exchange::new`.
+/// Most peer values reserved for up front (16 Mi values): see `Exchange::new`.
 const PEER_RESERVE_CAP: u64 = 1 << 24;
-
-/// The per-session secrets: a fresh blinding key and the random send order.
-pub(super) struct Secrets {
-    key: BlindingKey,
-    order: Vec<u32>,
-}
-
-impl Secrets {
-    /// Draws both from the caller's RNG.
-    pub(super) fn draw<R: CryptoRng + ?Sized>(set_len: usize, rng: &mut R) -> Self {
-        Self {
-            key: BlindingKey::random(rng),
-            order: random_permutation(set_len, rng),
-        }
-    }
-}
-
-fn truncate(bytes: &[u8; 32]) -> DoubleBytes {
-    let mut out = [0u8; DOUBLE_LEN];
-    out.copy_from_slice(&bytes[..DOUBLE_LEN]);
-    out
-}
-
-/// A uniformly random permutation of `0..n` (Fisher–Yates with rejection sampling).
-fn random_permutation<R: CryptoRng + ?Sized>(n: usize, rng: &mut R) -> Vec<u32> {
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    for i in (1..n).rev() {
-        let j = uniform_below((i + 1) as u64, rng) as usize;
-        order.swap(i, j);
-    }
-    order
-}
-
-fn uniform_below<R: CryptoRng + ?Sized>(bound: u64, rng: &mut R) -> u64 {
-    // Reject the top partial zone so every residue is equally likely.
-    let zone = u64::MAX - (u64::MAX % bound);
-    loop {
-        let x = rng.next_u64();
-        if x < zone {
-            return x % bound;
-        }
-    }
-}

@@ -1,47 +1,75 @@
-//! The initiator: sends `Hello`, waits for `Accept`, then runs the exchange.
+//! The initiator: sends `Hello`, waits for `Accept`, lets the caller decide (its own
+//! policy, before anything is blinded), then runs the exchange.
 
 use std::collections::VecDeque;
 
 use rand_core::CryptoRng;
 
-use super::exchange::{Exchange, ExchangeParams, Phase, Queues, Secrets};
-use super::{DEFAULT_BATCH_SIZE, Event, PreparedSet, Progress, Role, Session};
-use crate::error::{CloseCode, Error, PeerMisbehaved};
-use crate::ident::NORMALISATION_VERSION;
+use super::exchange::{Exchange, ExchangeParams, Secrets};
+use super::finish::ReceiptContext;
+use super::proof::commitment;
+use super::queues::{Phase, Queues};
+use super::rounds::{Rounds, Units};
+use super::{
+    AcceptInfo, DEFAULT_BATCH_SIZE, Event, Parties, PreparedSet, Progress, ReceiptSigner, Role,
+    Session,
+};
+use crate::error::{CloseCode, Error, PeerIncompatible, PeerMisbehaved};
 use crate::transcript::Transcript;
-use crate::wire::{Hello, MAX_SET_SIZE, Message, OutputMode, PROTOCOL_VERSION, check_text};
+use crate::wire::{
+    Accept, DatasetRef, Hello, MAX_BATCH_POINTS, MAX_BUNDLE_WIDTH, MAX_SET_SIZE, Message,
+    OutputMode, PROTOCOL_VERSION, check_text,
+};
+
+/// Frames a caller may feed while [`Event::Accepted`] awaits its decision; the node's
+/// driver stops reading meanwhile, so this only bounds a caller that does not.
+const MAX_HELD_FRAMES: usize = 64;
 
 /// What the initiator asks for.
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct InitiatorConfig {
     /// Fresh random session id (the caller draws it and never reuses it).
     pub session_id: [u8; 16],
-    /// The responder's dataset to match against.
+    /// TLS exporter value of the connection, bound into the transcript.
+    pub channel_binding: [u8; 32],
+    /// Who the session is between.
+    pub parties: Parties,
+    /// The responder's dataset to match against (empty: the one it offers us).
     pub dataset: String,
+    /// Our own dataset, as we name it to the peer.
+    pub own_dataset: DatasetRef,
     /// Declared purpose.
     pub purpose: String,
     /// Declared legal basis.
     pub legal_basis: String,
     /// Output mode.
     pub mode: OutputMode,
-    /// TLS exporter value of the connection, bound into the transcript.
-    pub channel_binding: [u8; 32],
-    /// Largest responder set we accept to process.
+    /// Largest responder set we accept to process at all (the caller's policy, on
+    /// [`Event::Accepted`], may refuse smaller).
     pub max_peer_set_size: u64,
-    /// Elements per `Blinded` batch.
+    /// Most elements per round.
     pub batch_size: usize,
 }
 
 impl InitiatorConfig {
-    /// A config with default limits.
-    pub fn new(session_id: [u8; 16], dataset: &str, purpose: &str, mode: OutputMode) -> Self {
+    /// A config with default limits; `channel_binding` is the connection's TLS exporter
+    /// value (every session must bind one).
+    pub fn new(
+        session_id: [u8; 16],
+        channel_binding: [u8; 32],
+        parties: Parties,
+        mode: OutputMode,
+    ) -> Self {
         Self {
             session_id,
-            dataset: dataset.to_owned(),
-            purpose: purpose.to_owned(),
+            channel_binding,
+            parties,
+            dataset: String::new(),
+            own_dataset: DatasetRef::default(),
+            purpose: String::new(),
             legal_basis: String::new(),
             mode,
-            channel_binding: [0; 32],
             max_peer_set_size: MAX_SET_SIZE,
             batch_size: DEFAULT_BATCH_SIZE,
         }
@@ -57,18 +85,23 @@ pub struct Initiator {
 
 enum State {
     /// `Hello` sent; the only acceptable answers are `Accept`, `Reject` or `Abort`.
-    ExpectAccept(Box<ExpectAccept>),
+    ExpectAccept(Box<Pending>),
+    /// `Accept` received and surfaced as [`Event::Accepted`]; waiting for
+    /// [`Initiator::confirm`]. Frames fed meanwhile are held.
+    ExpectConfirm(Box<(Pending, ExchangeParams)>, Vec<Vec<u8>>),
     Exchanging(Box<Exchange>),
-    Closed,
+    /// Over; what was exchanged by then stays readable for the audit record.
+    Closed(Progress),
 }
 
-struct ExpectAccept {
+struct Pending {
     config: InitiatorConfig,
     set: PreparedSet,
     transcript: Transcript,
-    /// The fresh key and shuffle are drawn at start from the caller's RNG, so the
-    /// session never holds an RNG.
+    /// The fresh key, plan and proof seed are drawn at start from the caller's RNG, so
+    /// the session never holds an RNG.
     secrets: Secrets,
+    signer: Box<dyn ReceiptSigner>,
 }
 
 impl Initiator {
@@ -76,34 +109,46 @@ impl Initiator {
     pub fn new<R: CryptoRng + ?Sized>(
         config: InitiatorConfig,
         set: PreparedSet,
+        signer: Box<dyn ReceiptSigner>,
         rng: &mut R,
     ) -> Result<Self, Error> {
         check_text("purpose longer than 1024 bytes", &config.purpose)?;
         check_text("legal basis longer than 1024 bytes", &config.legal_basis)?;
         check_text("dataset name longer than 1024 bytes", &config.dataset)?;
-        if set.len() as u64 > MAX_SET_SIZE {
+        check_text(
+            "own dataset name longer than 1024 bytes",
+            &config.own_dataset.name,
+        )?;
+        let secrets = Secrets::draw(&set, config.mode, rng)?;
+        if secrets.plan.len() as u64 > MAX_SET_SIZE {
             return Err(Error::InvalidArgument("set larger than 2^32-1 elements"));
         }
-        let hello = Hello {
-            version: PROTOCOL_VERSION,
-            normalisation_version: NORMALISATION_VERSION,
-            session_id: config.session_id,
-            dataset: config.dataset.clone(),
-            purpose: config.purpose.clone(),
-            legal_basis: config.legal_basis.clone(),
-            kinds: set.kinds(),
-            mode: config.mode,
-            set_size: set.len() as u64,
-        };
+        let round_size = config
+            .batch_size
+            .clamp(usize::from(MAX_BUNDLE_WIDTH), MAX_BATCH_POINTS) as u32;
+        let mut hello = Hello::new(
+            config.session_id,
+            config.mode,
+            secrets.plan.len() as u64,
+            secrets.commitment.to_bytes(),
+        );
+        hello.dataset = config.dataset.clone();
+        hello.purpose = config.purpose.clone();
+        hello.legal_basis = config.legal_basis.clone();
+        hello.kinds = set.kinds();
+        hello.round_size = round_size;
+        hello.bundle_width = secrets.plan.width();
+        hello.own_dataset = config.own_dataset.clone();
         let frame = Message::Hello(hello.clone()).to_frame();
         let mut transcript = Transcript::new(Role::Initiator, config.channel_binding);
         transcript.sent(&frame);
         Ok(Self {
-            state: State::ExpectAccept(Box::new(ExpectAccept {
-                secrets: Secrets::draw(set.len(), rng),
+            state: State::ExpectAccept(Box::new(Pending {
+                secrets,
                 config,
                 set,
                 transcript,
+                signer,
             })),
             queues: Queues {
                 outbox: VecDeque::from([frame]),
@@ -118,43 +163,132 @@ impl Initiator {
         &self.hello
     }
 
+    /// Runs the session the responder accepted (after [`Event::Accepted`]): from here on
+    /// we blind and send. Frames fed while the decision was pending are handled now.
+    ///
+    /// # Errors
+    ///
+    /// `ApiMisuse` without a pending `Accept` (the session is left as it was); any error
+    /// of a held frame, as `handle_frame` reports it.
+    pub fn confirm(&mut self) -> Result<(), Error> {
+        if !matches!(self.state, State::ExpectConfirm(..)) {
+            return Err(Error::ApiMisuse("confirm called without a pending Accept"));
+        }
+        let State::ExpectConfirm(waiting, held) =
+            std::mem::replace(&mut self.state, State::Closed(Progress::default()))
+        else {
+            return Err(Error::ApiMisuse("confirm called without a pending Accept"));
+        };
+        let (pending, params) = *waiting;
+        let Pending {
+            set,
+            transcript,
+            secrets,
+            signer,
+            ..
+        } = pending;
+        let exchange = Exchange::new(params, set, transcript, secrets, signer);
+        self.state = State::Exchanging(Box::new(exchange));
+        for frame in held {
+            self.handle_frame(&frame)?;
+        }
+        Ok(())
+    }
+
+    fn on_accept(
+        &mut self,
+        pending: Box<Pending>,
+        accept: Accept,
+        frame: &[u8],
+    ) -> Result<(), Error> {
+        let Pending {
+            config,
+            set,
+            mut transcript,
+            secrets,
+            signer,
+        } = *pending;
+        if accept.set_size > config.max_peer_set_size {
+            return Err(PeerMisbehaved::SetTooLarge {
+                size: accept.set_size,
+                max: config.max_peer_set_size,
+            }
+            .into());
+        }
+        if config.mode != OutputMode::Cardinality && accept.bundle_width != 1 {
+            return Err(PeerMisbehaved::UnexpectedMessage {
+                expected: "an Accept with one slot per element outside cardinality mode",
+                got: "Accept",
+            }
+            .into());
+        }
+        let peer_commitment = commitment(&accept.key_commitment)?;
+        transcript.received(frame);
+        let own = secrets.plan.units();
+        let peer = Units {
+            count: accept.set_size / u64::from(accept.bundle_width),
+            width: u64::from(accept.bundle_width),
+        };
+        let round_size = u64::from(self.hello.round_size);
+        let params = ExchangeParams {
+            role: Role::Initiator,
+            mode: config.mode,
+            rounds: Rounds::new(own, peer, round_size),
+            peer,
+            peer_commitment,
+            receipts: ReceiptContext {
+                role: Role::Initiator,
+                mode: config.mode,
+                session_id: config.session_id,
+                parties: config.parties,
+                own_dataset: config.own_dataset.clone(),
+                peer_dataset: accept.dataset.clone(),
+                own_set_size: own.slots(),
+                peer_set_size: peer.slots(),
+            },
+        };
+        self.queues.events.push_back(Event::Accepted(AcceptInfo {
+            peer_set_size: accept.set_size,
+            peer_kinds: accept.kinds,
+            peer_dataset: accept.dataset,
+            own_set_size: own.slots(),
+        }));
+        let pending = Pending {
+            config,
+            set,
+            transcript,
+            secrets,
+            signer,
+        };
+        self.state = State::ExpectConfirm(Box::new((pending, params)), Vec::new());
+        Ok(())
+    }
+
     fn on_frame(&mut self, frame: &[u8]) -> Result<(), Error> {
+        if let State::ExpectConfirm(_, held) = &mut self.state {
+            if held.len() >= MAX_HELD_FRAMES {
+                return Err(Error::ApiMisuse(
+                    "frames fed while the Accept awaited a decision: call confirm or abort first",
+                ));
+            }
+            held.push(frame.to_vec());
+            return Ok(());
+        }
         let msg = Message::decode(frame)?;
-        match std::mem::replace(&mut self.state, State::Closed) {
-            State::ExpectAccept(waiting) => match msg {
-                Message::Accept(accept) => {
-                    let ExpectAccept {
-                        config,
-                        set,
-                        mut transcript,
-                        secrets,
-                    } = *waiting;
-                    if accept.set_size > config.max_peer_set_size {
-                        return Err(PeerMisbehaved::SetTooLarge {
-                            size: accept.set_size,
-                            max: config.max_peer_set_size,
-                        }
-                        .into());
-                    }
-                    transcript.received(frame);
-                    let params = ExchangeParams {
-                        role: Role::Initiator,
-                        mode: config.mode,
-                        session_id: config.session_id,
-                        peer_total: accept.set_size,
-                        batch_size: config.batch_size,
-                    };
-                    let exchange = Exchange::new(params, set, transcript, secrets);
-                    self.state = State::Exchanging(Box::new(exchange));
-                    self.queues.events.push_back(Event::Accepted {
-                        peer_set_size: accept.set_size,
-                    });
-                    Ok(())
-                }
+        match std::mem::replace(&mut self.state, State::Closed(Progress::default())) {
+            State::ExpectAccept(pending) => match msg {
+                Message::Accept(accept) => self.on_accept(pending, accept, frame),
                 Message::Reject(reject) => Err(Error::Refused {
                     reason: reject.reason,
                     text: crate::wire::printable(&reject.text),
                 }),
+                // What an older responder answers a Hello of a version it does not speak.
+                Message::Abort(CloseCode::INCOMPATIBLE) => {
+                    Err(PeerIncompatible::PeerRefusedVersion {
+                        ours: PROTOCOL_VERSION,
+                    }
+                    .into())
+                }
                 Message::Abort(code) => Err(Error::PeerAborted(code)),
                 other => Err(PeerMisbehaved::UnexpectedMessage {
                     expected: "Accept or Reject",
@@ -163,12 +297,15 @@ impl Initiator {
                 .into()),
             },
             State::Exchanging(exchange) => {
-                if let Some(exchange) = self.queues.handle(exchange, msg, frame)? {
+                let mut last = Progress::default();
+                let handled = self.queues.handle(exchange, msg, frame, &mut last);
+                self.state = State::Closed(last);
+                if let Some(exchange) = handled? {
                     self.state = State::Exchanging(exchange);
                 }
                 Ok(())
             }
-            State::Closed => Err(PeerMisbehaved::AfterEnd.into()),
+            State::ExpectConfirm(..) | State::Closed(_) => Err(PeerMisbehaved::AfterEnd.into()),
         }
     }
 }
@@ -194,16 +331,25 @@ impl Session for Initiator {
     fn progress(&self) -> Progress {
         match &self.state {
             State::Exchanging(exchange) => exchange.progress(),
-            State::ExpectAccept(waiting) => Progress {
-                own_total: waiting.set.len() as u64,
+            State::ExpectAccept(pending) => Progress {
+                own_total: pending.secrets.plan.len() as u64,
                 ..Progress::default()
             },
-            State::Closed => Progress::default(),
+            State::ExpectConfirm(waiting, _) => Progress {
+                own_total: waiting.0.secrets.plan.len() as u64,
+                peer_total: waiting.1.peer.slots(),
+                ..Progress::default()
+            },
+            State::Closed(progress) => *progress,
         }
     }
 
     fn is_closed(&self) -> bool {
         self.state.is_closed()
+    }
+
+    fn awaits_decision(&self) -> bool {
+        matches!(self.state, State::ExpectConfirm(..))
     }
 
     fn abort(&mut self, code: CloseCode) -> Option<Vec<u8>> {
@@ -220,10 +366,13 @@ impl Phase for State {
     }
 
     fn is_closed(&self) -> bool {
-        matches!(self, State::Closed)
+        matches!(self, State::Closed(_))
     }
 
     fn close(&mut self) {
-        *self = State::Closed;
+        if !self.is_closed() {
+            let progress = self.exchange().map(|e| e.progress()).unwrap_or_default();
+            *self = State::Closed(progress);
+        }
     }
 }

@@ -1,46 +1,70 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::ident::IdentKind;
+use crate::error::PeerIncompatible;
+use crate::ident::{IdentKind, KindSet};
+use crate::transcript::Role;
 
 fn sample_hello() -> Hello {
     let mut kinds = KindSet::empty();
     kinds.insert(IdentKind::Email);
     kinds.insert(IdentKind::Phone);
-    Hello {
-        version: PROTOCOL_VERSION,
-        normalisation_version: NORMALISATION_VERSION,
-        session_id: [7; 16],
-        dataset: "kp-2026".into(),
-        purpose: "ABM campaign 精准营销".into(),
-        legal_basis: "consent".into(),
-        kinds,
-        mode: OutputMode::Both,
-        set_size: 12345,
-    }
+    let mut hello = Hello::new([7; 16], OutputMode::Both, 12345, [5; 32]);
+    hello.dataset = "kp-2026".into();
+    hello.purpose = "ABM campaign 精准营销".into();
+    hello.legal_basis = "consent".into();
+    hello.kinds = kinds;
+    hello.own_dataset = DatasetRef::new("crm 客户", [3; 16]);
+    hello
+}
+
+fn sample_receipt(intersection: Option<u64>) -> Receipt {
+    let mut receipt = Receipt::unsigned(
+        [1; 32],
+        [7; 16],
+        [9; 32],
+        Role::Responder,
+        [[2; 32], [3; 32]],
+        [
+            DatasetRef::new("crm", [4; 16]),
+            DatasetRef::new("kp-2026", [5; 16]),
+        ],
+        OutputMode::Both,
+        (12345, 99),
+        intersection,
+    );
+    receipt.log_head = LogHead {
+        seq: 41,
+        hash: [6; 32],
+    };
+    receipt.signature = [8; 64];
+    receipt
 }
 
 fn samples() -> Vec<Message> {
+    let mut accept = Accept::new(99, [4; 32]);
+    accept.kinds = sample_hello().kinds;
+    accept.dataset = DatasetRef::new("kp-2026", [5; 16]);
     vec![
         Message::Hello(sample_hello()),
-        Message::Accept(Accept {
-            set_size: 99,
-            kinds: sample_hello().kinds,
-        }),
+        Message::Accept(accept),
         Message::Reject(Reject {
             reason: RejectReason::BUSY,
             text: "too many sessions".into(),
         }),
         Message::Blinded(vec![[1; 32], [2; 32]]),
-        Message::Reblinded(vec![[3; 16]]),
-        Message::Finish(Finish {
-            transcript: [9; 32],
-            intersection: Some(5),
+        Message::Reblinded(Reblinded {
+            points: vec![[3; 32]],
+            proof: [4; 64],
         }),
-        Message::Finish(Finish {
-            transcript: [9; 32],
-            intersection: None,
-        }),
+        Message::Shuffled(vec![[5; 32], [6; 32], [7; 32]]),
+        Message::SumProof([8; 64]),
+        Message::Finish(Box::new(Finish::new(
+            [9; 32],
+            Some(5),
+            sample_receipt(Some(5)),
+        ))),
+        Message::Finish(Box::new(Finish::new([9; 32], None, sample_receipt(None)))),
         Message::Abort(CloseCode::TIMEOUT),
     ]
 }
@@ -90,17 +114,46 @@ fn unknown_type_is_explicit() {
 #[test]
 fn other_version_is_its_own_error() {
     let mut hello = sample_hello();
-    hello.version = 2;
+    hello.version = 1;
     let frame = Message::Hello(hello).to_frame();
     assert_eq!(
         Message::decode(&frame),
-        Err(PeerIncompatible::UnsupportedVersion { got: 2, ours: 1 }.into())
+        Err(PeerIncompatible::UnsupportedVersion { got: 1, ours: 2 }.into())
     );
-    // A version-2 Hello with a body we cannot parse still reports the version first.
+    // A version-3 Hello with a body we cannot parse still reports the version first.
     assert_eq!(
-        Message::decode(&[1, 0, 2, 0xff]),
-        Err(PeerIncompatible::UnsupportedVersion { got: 2, ours: 1 }.into())
+        Message::decode(&[1, 0, 3, 0xff]),
+        Err(PeerIncompatible::UnsupportedVersion { got: 3, ours: 2 }.into())
     );
+}
+
+#[test]
+fn receipts_round_trip_and_sign_every_field() {
+    let receipt = sample_receipt(Some(3));
+    assert_eq!(
+        Receipt::from_bytes(&receipt.to_bytes()),
+        Ok(receipt.clone())
+    );
+    let signed = receipt.signed_bytes();
+    assert!(signed.starts_with(RECEIPT_LABEL));
+    let mut other = receipt.clone();
+    other.log_head.seq += 1;
+    assert_ne!(other.signed_bytes(), signed);
+    let mut other = receipt.clone();
+    other.signature = [0; 64];
+    assert_eq!(other.signed_bytes(), signed, "the signature is not signed");
+    assert!(!receipt.signature_valid());
+}
+
+#[test]
+fn put_text_never_splits_a_character() {
+    let text = "é".repeat(MAX_TEXT_LEN); // 2 bytes each: twice the limit
+    let mut out = Vec::new();
+    codec::put_text(&mut out, &text);
+    let mut r = codec::Reader::new(&out);
+    let back = r.text().expect("valid UTF-8 within the limit");
+    assert_eq!(back.len(), MAX_TEXT_LEN);
+    assert!(back.chars().all(|c| c == 'é'));
 }
 
 #[test]
@@ -111,7 +164,7 @@ fn batch_limits_are_checked_before_allocating() {
         Message::decode(&frame),
         Err(Error::InvalidMessage(InvalidMessage::BadBatchLength { .. }))
     ));
-    let empty = [MessageType::REBLINDED.0, 0, 0, 0, 0];
+    let empty = [MessageType::BLINDED.0, 0, 0, 0, 0];
     assert!(matches!(
         Message::decode(&empty),
         Err(Error::InvalidMessage(InvalidMessage::BadBatchLength {
@@ -144,12 +197,12 @@ fn text_limits_and_utf8() {
 
 #[test]
 fn the_longest_hello_is_max_hello_len_and_decodes() {
-    let longest = Message::Hello(Hello {
-        dataset: "d".repeat(MAX_TEXT_LEN),
-        purpose: "p".repeat(MAX_TEXT_LEN),
-        legal_basis: "l".repeat(MAX_TEXT_LEN),
-        ..sample_hello()
-    });
+    let mut hello = sample_hello();
+    hello.dataset = "d".repeat(MAX_TEXT_LEN);
+    hello.purpose = "p".repeat(MAX_TEXT_LEN);
+    hello.legal_basis = "l".repeat(MAX_TEXT_LEN);
+    hello.own_dataset.name = "o".repeat(MAX_TEXT_LEN);
+    let longest = Message::Hello(hello);
     let frame = longest.to_frame();
     assert_eq!(frame.len(), MAX_HELLO_LEN);
     assert_eq!(Message::decode(&frame), Ok(longest));
@@ -157,8 +210,11 @@ fn the_longest_hello_is_max_hello_len_and_decodes() {
 
 #[test]
 fn unknown_mode_and_kinds_are_rejected() {
-    let mut frame = Message::Hello(sample_hello()).to_frame();
-    let mode_at = frame.len() - 9;
+    let mut hello = sample_hello();
+    hello.own_dataset = DatasetRef::default();
+    let mut frame = Message::Hello(hello).to_frame();
+    // Mode, set size (8), round size (4), bundle width, commitment (32), dataset (2 + 16).
+    let mode_at = frame.len() - (1 + 8 + 4 + 1 + 32 + 2 + 16);
     frame[mode_at] = 9;
     assert_eq!(
         Message::decode(&frame),
@@ -187,7 +243,7 @@ proptest! {
     }
 
     #[test]
-    fn decoding_mutated_frames_never_panics(idx in 0usize..8, pos in any::<usize>(), byte in any::<u8>()) {
+    fn decoding_mutated_frames_never_panics(idx in 0usize..10, pos in any::<usize>(), byte in any::<u8>()) {
         let mut frame = samples()[idx].to_frame();
         let at = pos % frame.len();
         frame[at] = byte;
