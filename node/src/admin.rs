@@ -81,6 +81,7 @@ pub fn add_peer(data_dir: &Path, peer: PeerConfig) -> Result<PeerConfig, NodeErr
     log.append(AuditEvent::PeerAdded {
         name: peer.name.clone(),
         fingerprint: peer.fingerprint.to_string(),
+        audit_key: peer.audit_key.map(|key| key.to_string()),
     })?;
     Ok(peer)
 }

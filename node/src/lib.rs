@@ -15,6 +15,7 @@ pub mod identity;
 pub mod matching;
 pub mod node;
 pub mod policy;
+pub mod receipts;
 pub mod results;
 pub mod server;
 pub mod synth;

@@ -6,13 +6,15 @@ use std::time::{Duration, Instant};
 
 use blindmatch_protocol::audit::AuditEvent;
 use blindmatch_protocol::error::CloseCode;
-use blindmatch_protocol::session::{Initiator, InitiatorConfig, Progress, Role};
-use blindmatch_protocol::wire::OutputMode;
+use blindmatch_protocol::session::{Event, Initiator, InitiatorConfig, Progress, Role};
+use blindmatch_protocol::wire::{DatasetRef, OutputMode};
 use rand::Rng;
 
 use crate::dataset::Dataset;
-use crate::driver::{self, DriverOptions, Traffic};
+use crate::driver::{Driver, DriverError, DriverOptions, Step};
 use crate::node::{FactsBuilder, Node, NodeError};
+use crate::policy;
+use crate::receipts::{self, NodeSigner};
 use crate::results::write_results;
 use crate::server::result_file_name;
 use crate::transport::{self, FrameReader, FrameWriter, TransportTuning};
@@ -109,6 +111,7 @@ pub async fn run(
         .await
         .map_err(|e| NodeError::Other(format!("loading the dataset failed: {e}")))??;
     let set = dataset.prepared_set();
+    let own_dataset = DatasetRef::new(&request.dataset, dataset.meta().version_bytes());
     // Only the record ids are needed from here on (to name matched records).
     let record_ids = dataset.into_record_ids();
     let our_size = set.len() as u64;
@@ -127,14 +130,21 @@ pub async fn run(
     rand::rng().fill_bytes(&mut session_id);
     let mut init_config = InitiatorConfig::new(
         session_id,
-        &request.remote_dataset,
-        &request.purpose,
+        binding,
+        receipts::parties(&node, &peer),
         request.mode,
     );
+    init_config.dataset = request.remote_dataset.clone();
+    init_config.own_dataset = own_dataset.clone();
+    init_config.purpose = request.purpose.clone();
     init_config.legal_basis = request.legal_basis.clone();
-    init_config.channel_binding = binding;
-    let initiator = Initiator::new(init_config, set, &mut rand::rng())
-        .map_err(|e| NodeError::Other(format!("cannot start the session: {e}")))?;
+    let initiator = Initiator::new(
+        init_config,
+        set,
+        NodeSigner::new(Arc::clone(&node)),
+        &mut rand::rng(),
+    )
+    .map_err(|e| NodeError::Other(format!("cannot start the session: {e}")))?;
     let mut facts = FactsBuilder::new(
         Role::Initiator,
         node.identity().fingerprint(),
@@ -143,37 +153,65 @@ pub async fn run(
         initiator.hello(),
         our_size,
     );
+    facts.our_dataset(&own_dataset);
     node.record(AuditEvent::SessionRequested(facts.facts()))?;
 
     let started = Instant::now();
-    let report = driver::run(
-        initiator,
-        FrameReader(recv),
-        FrameWriter(send),
-        Arc::new(Traffic::default()),
-        DriverOptions {
-            idle_timeout: config.limits.idle_timeout,
-            on_progress,
-            cancel: None,
-        },
-    )
-    .await;
-    facts.traffic(report.bytes_sent, report.bytes_received, report.duration);
+    let mut options = DriverOptions::new(config.limits.idle_timeout);
+    options.on_progress = on_progress;
+    let mut driver = Driver::start(initiator, FrameReader(recv), FrameWriter(send), options);
+    // Our own policy decides once the responder told us its set, before we blind anything.
+    let report = match driver.step().await {
+        Step::Decide(Event::Accepted(info)) => {
+            facts
+                .peer_set_size(info.peer_set_size)
+                .peer_dataset(&info.peer_dataset);
+            match policy::check_accepted(&peer, request.mode, &info) {
+                Ok(()) => match driver.session().map(Initiator::confirm) {
+                    Some(Ok(())) => driver.finish().await,
+                    Some(Err(err)) => driver.abort(err.close_code(), err.into()).await,
+                    None => driver.finish().await,
+                },
+                Err(refusal) => {
+                    let why = DriverError::Ended(format!(
+                        "refused by our own policy ({}): {}",
+                        refusal.reason.name(),
+                        refusal.text
+                    ));
+                    driver.abort(CloseCode::REFUSED, why).await
+                }
+            }
+        }
+        _ => driver.finish().await,
+    };
+    facts
+        .traffic(report.bytes_sent, report.bytes_received, report.duration)
+        .progress(&report.progress);
     let outcome = match report.result {
         Ok(outcome) => outcome,
         Err(err) => {
             transport::close(&conn, err.close_code(), "");
-            node.record_or_warn(AuditEvent::SessionAborted {
-                facts: facts.facts(),
-                close_code: u32::from(err.close_code().0),
-                error: err.to_string(),
-            });
+            let event = match &err {
+                DriverError::Ended(reason) => AuditEvent::SessionRefused {
+                    facts: facts.facts(),
+                    reason: reason.clone(),
+                },
+                _ => AuditEvent::SessionAborted {
+                    facts: facts.facts(),
+                    close_code: u32::from(err.close_code().0),
+                    error: err.to_string(),
+                },
+            };
+            node.record_or_warn(event);
             client.shutdown().await;
             return Err(NodeError::Session(err));
         }
     };
     facts.outcome(&outcome);
     transport::close(&conn, CloseCode::OK, "done");
+    if let Err(err) = receipts::pin_on_first_use(&node, &peer.name, &outcome.peer_receipt) {
+        tracing::warn!(error = %err, "could not pin the peer's audit key");
+    }
 
     let out = match &outcome.matches {
         Some(matches) => {

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use blindmatch_protocol::audit::{AuditEvent, Role as AuditRole, SessionFacts};
+use blindmatch_protocol::audit::{AuditEvent, DatasetVersion, Role as AuditRole, SessionFacts};
 use blindmatch_protocol::ident::NORMALISATION_VERSION;
-use blindmatch_protocol::session::{Outcome, Role};
-use blindmatch_protocol::wire::{Hello, PROTOCOL_VERSION};
+use blindmatch_protocol::session::{Outcome, Progress, Role};
+use blindmatch_protocol::wire::{DatasetRef, Hello, PROTOCOL_VERSION};
 
 use crate::audit::{AuditError, AuditLog};
 use crate::config::{ConfigError, NodeConfig};
@@ -111,6 +111,29 @@ impl Node {
         }
     }
 
+    /// Applies `change` to `node.toml` as it is on disk now; when it changes something
+    /// (returns `Some`), saves the file and takes it as the configuration in memory.
+    pub fn update_config<T>(
+        &self,
+        change: impl FnOnce(&mut NodeConfig) -> Option<T>,
+    ) -> Result<Option<T>, NodeError> {
+        let mut fresh = NodeConfig::load(&self.data_dir)?;
+        let Some(value) = change(&mut fresh) else {
+            return Ok(None);
+        };
+        fresh.save(&self.data_dir)?;
+        self.set_config(fresh);
+        Ok(Some(value))
+    }
+
+    /// Where the audit log's chain ends, as this process last wrote or read it.
+    pub fn audit_head(&self) -> blindmatch_protocol::audit::ChainHead {
+        match self.audit.lock() {
+            Ok(log) => log.head(),
+            Err(poisoned) => poisoned.into_inner().head(),
+        }
+    }
+
     /// Replaces the configuration in memory (after it was saved).
     pub fn set_config(&self, config: NodeConfig) {
         match self.config.write() {
@@ -197,8 +220,41 @@ impl FactsBuilder {
                 bytes_sent: 0,
                 bytes_received: 0,
                 duration_ms: 0,
+                our_dataset: None,
+                peer_dataset: None,
+                matched_records: None,
+                replies_sent: 0,
+                replies_received: 0,
+                receipt: None,
+                peer_receipt: None,
+                run_id: None,
             },
         }
+    }
+
+    /// Sets our dataset (name and version tag).
+    pub fn our_dataset(&mut self, dataset: &DatasetRef) -> &mut Self {
+        self.facts.our_dataset = Some(dataset_version(dataset));
+        self
+    }
+
+    /// Sets the peer's dataset, as it named it.
+    pub fn peer_dataset(&mut self, dataset: &DatasetRef) -> &mut Self {
+        self.facts.peer_dataset = Some(dataset_version(dataset));
+        self
+    }
+
+    /// Records how far the exchange got: what each side could have learned.
+    pub fn progress(&mut self, progress: &Progress) -> &mut Self {
+        self.facts.replies_sent = progress.replies_sent;
+        self.facts.replies_received = progress.replies_received;
+        self
+    }
+
+    /// Links the session to a multi-party run.
+    pub fn run_id(&mut self, run_id: Option<&str>) -> &mut Self {
+        self.facts.run_id = run_id.map(str::to_owned);
+        self
     }
 
     /// Sets our set size (the responder learns it when the dataset is loaded).
@@ -221,17 +277,37 @@ impl FactsBuilder {
         self
     }
 
-    /// Records the agreed outcome.
+    /// Records the agreed outcome, with both receipts.
     pub fn outcome(&mut self, outcome: &Outcome) -> &mut Self {
         self.facts.our_set_size = outcome.own_set_size;
         self.facts.peer_set_size = Some(outcome.peer_set_size);
         self.facts.intersection_size = outcome.intersection_size;
+        self.facts.matched_records = outcome.matched_record_count;
         self.facts.transcript_hash = Some(hex::encode(outcome.transcript_hash));
+        self.facts.our_dataset = Some(dataset_version(&outcome.own_dataset));
+        self.facts.peer_dataset = Some(dataset_version(&outcome.peer_dataset));
+        self.facts.receipt = Some(hex::encode(outcome.own_receipt.to_bytes()));
+        self.facts.peer_receipt = Some(hex::encode(outcome.peer_receipt.to_bytes()));
+        self
+    }
+
+    /// Withholds the counts and record list a disclosure threshold keeps from us.
+    pub fn withheld_counts(&mut self, outcome: &Outcome) -> &mut Self {
+        self.facts.intersection_size = outcome.intersection_size;
+        self.facts.matched_records = outcome.matched_record_count;
         self
     }
 
     /// The facts so far.
     pub fn facts(&self) -> SessionFacts {
         self.facts.clone()
+    }
+}
+
+/// A protocol dataset reference as the audit log records it.
+fn dataset_version(dataset: &DatasetRef) -> DatasetVersion {
+    DatasetVersion {
+        name: dataset.name.clone(),
+        version: hex::encode(dataset.version),
     }
 }

@@ -23,19 +23,18 @@ use std::time::{Duration, Instant};
 
 use blindmatch_protocol::audit::AuditEvent;
 use blindmatch_protocol::error::CloseCode;
-use blindmatch_protocol::session::{
-    Event, Outcome, PreparedSet, Responder, ResponderConfig, Role, Session,
-};
-use blindmatch_protocol::wire::{Hello, RejectReason};
+use blindmatch_protocol::session::{Event, Outcome, PreparedSet, Responder, ResponderConfig, Role};
+use blindmatch_protocol::wire::{DatasetRef, Hello, RejectReason};
 use tokio::sync::{Semaphore, watch};
 use tracing::{Instrument, error, info, warn};
 
-use crate::config::PeerPolicy;
+use crate::config::{PeerConfig, PeerPolicy};
 use crate::dataset::{Dataset, RecordIds};
-use crate::driver::{self, DriverError, DriverOptions, Traffic};
+use crate::driver::{Driver, DriverError, DriverOptions, Step};
 use crate::identity::Fingerprint;
 use crate::node::{FactsBuilder, Node};
 use crate::policy::{self, ActiveSession, Disclosure, PolicyGuard, Refusal};
+use crate::receipts::{self, NodeSigner};
 use crate::results::write_results;
 use crate::transport::{self, FrameReader, FrameWriter, TransportError};
 
@@ -179,6 +178,7 @@ async fn handle_incoming(
             Peer {
                 fingerprint,
                 name: &peer.name,
+                config: &peer,
             },
             FrameReader(recv),
             FrameWriter(send),
@@ -203,6 +203,7 @@ async fn handle_incoming(
 struct Peer<'a> {
     fingerprint: Fingerprint,
     name: &'a str,
+    config: &'a PeerConfig,
 }
 
 /// Runs one session as responder; returns the close code for the connection.
@@ -210,19 +211,36 @@ async fn serve_session(
     node: &Arc<Node>,
     conn: &quinn::Connection,
     peer: Peer<'_>,
-    mut reader: FrameReader,
-    mut writer: FrameWriter,
+    reader: FrameReader,
+    writer: FrameWriter,
     limiters: &Limiters,
     cancel: watch::Receiver<bool>,
 ) -> CloseCode {
     let idle = node.idle_timeout();
+    let binding = match transport::channel_binding(conn) {
+        Ok(binding) => binding,
+        Err(err) => {
+            warn!(error = %err, "no channel binding");
+            let code = CloseCode::INTERNAL;
+            limiters.no_hello.note(peer.fingerprint, peer.name, NoHello::Internal, code);
+            return code;
+        }
+    };
+    let responder = Responder::new(
+        ResponderConfig::new(binding, receipts::parties(node, peer.config)),
+        NodeSigner::new(Arc::clone(node)),
+    );
+    let mut options = DriverOptions::new(idle);
+    options.first_frame_limit = transport::FIRST_FRAME_LIMIT;
+    options.cancel = Some(cancel);
+    let mut driver = Driver::start(responder, reader, writer, options);
     // 1. Hello, within the idle timeout.
-    let (mut responder, hello) = match read_hello(conn, &mut reader, &mut writer, idle).await {
-        Ok(hello) => hello,
-        Err((why, code)) => {
-            limiters
-                .no_hello
-                .note(peer.fingerprint, peer.name, why, code);
+    let hello = match driver.step().await {
+        Step::Decide(Event::HelloReceived(hello)) => hello,
+        _ => {
+            let report = driver.finish().await;
+            let (why, code) = no_hello(report.result);
+            limiters.no_hello.note(peer.fingerprint, peer.name, why, code);
             return code;
         }
     };
@@ -235,28 +253,24 @@ async fn serve_session(
         &hello,
         0,
     );
+    facts.peer_dataset(&hello.own_dataset);
     info!(session = %hex::encode(hello.session_id), mode = %hello.mode, size = hello.set_size, "session requested");
     // No session is served that the audit log does not show.
     if let Err(err) = node.record(AuditEvent::SessionRequested(facts.facts())) {
         error!(error = %err, "cannot write the audit log: session refused");
-        let _ = responder.reject(RejectReason::INTERNAL, AUDIT_UNAVAILABLE);
-        flush(&mut responder, &mut writer).await;
-        return CloseCode::REFUSED;
+        return refuse(driver, RejectReason::INTERNAL, AUDIT_UNAVAILABLE).await;
     }
 
     // 2. Policy, before any blinding.
-    let decision = decide(node, &peer.fingerprint, &hello, limiters).await;
-    let accepted = match decision {
+    let accepted = match decide(node, &peer.fingerprint, &hello, limiters).await {
         Ok(accepted) => accepted,
         Err(refusal) => {
             info!(reason = %refusal.reason, "session refused");
-            let _ = responder.reject(refusal.reason, &refusal.text);
-            flush(&mut responder, &mut writer).await;
             node.record_or_warn(AuditEvent::SessionRefused {
                 facts: facts.facts(),
                 reason: format!("{}: {}", refusal.reason.name(), refusal.text),
             });
-            return CloseCode::REFUSED;
+            return refuse(driver, refusal.reason, &refusal.text).await;
         }
     };
     let Accepted {
@@ -264,48 +278,44 @@ async fn serve_session(
         active,
         record_ids,
         set,
+        dataset,
         policy,
     } = accepted;
-    facts.our_set_size(set.len() as u64);
+    facts.our_set_size(set.len() as u64).our_dataset(&dataset);
     // Recorded before the `Accept` is queued: nothing is blinded unless it is durable.
     if let Err(err) = node.record(AuditEvent::SessionAccepted(facts.facts())) {
         error!(error = %err, "cannot write the audit log: session refused");
-        let _ = responder.reject(RejectReason::INTERNAL, AUDIT_UNAVAILABLE);
-        flush(&mut responder, &mut writer).await;
-        return CloseCode::REFUSED;
+        return refuse(driver, RejectReason::INTERNAL, AUDIT_UNAVAILABLE).await;
     }
     // From here on the peer may fill the full window (see `TransportTuning`).
     transport::admit(conn, &node.transport_tuning());
-    if let Err(err) = responder.accept(set, &mut rand::rng()) {
-        warn!(error = %err, "accept failed");
-        node.record_or_warn(AuditEvent::SessionAborted {
-            facts: facts.facts(),
-            close_code: u32::from(CloseCode::INTERNAL.0),
-            error: format!("internal error: {err}"),
-        });
-        return CloseCode::INTERNAL;
-    }
+    let accepted = match driver.session() {
+        Some(responder) => responder.accept(set, dataset, &mut rand::rng()),
+        None => Err(blindmatch_protocol::Error::ApiMisuse("no session to accept")),
+    };
+    let report = match accepted {
+        Ok(()) => driver.finish().await,
+        Err(err) => {
+            warn!(error = %err, "accept failed");
+            let why = DriverError::Internal(format!("accept failed: {err}"));
+            driver.abort(CloseCode::INTERNAL, why).await
+        }
+    };
 
-    // 3. The exchange.
-    let report = driver::run(
-        responder,
-        reader,
-        writer,
-        Arc::new(Traffic::default()),
-        DriverOptions {
-            idle_timeout: idle,
-            on_progress: None,
-            cancel: Some(cancel),
-        },
-    )
-    .await;
+    // 3. The exchange ran.
     drop(permit);
     drop(active);
-    facts.traffic(report.bytes_sent, report.bytes_received, report.duration);
+    facts
+        .traffic(report.bytes_sent, report.bytes_received, report.duration)
+        .progress(&report.progress);
     match report.result {
         Ok(mut outcome) => {
-            apply_threshold(&policy, &mut outcome);
             facts.outcome(&outcome);
+            apply_threshold(&policy, &mut outcome);
+            facts.withheld_counts(&outcome);
+            if let Err(err) = receipts::pin_on_first_use(node, peer_name, &outcome.peer_receipt) {
+                warn!(error = %err, "could not pin the peer's audit key");
+            }
             if let Err(err) = store_results(node, &outcome, &record_ids, peer_name) {
                 warn!(error = %err, "could not write results");
                 node.record_or_warn(AuditEvent::SessionAborted {
@@ -315,7 +325,7 @@ async fn serve_session(
                 });
                 return CloseCode::INTERNAL;
             }
-            info!(matches = ?outcome.intersection_size, ms = report.duration.as_millis() as u64, "session completed");
+            info!(matches = ?outcome.matched_record_count, ms = report.duration.as_millis() as u64, "session completed");
             node.record_or_warn(AuditEvent::SessionCompleted(facts.facts()));
             CloseCode::OK
         }
@@ -332,61 +342,34 @@ async fn serve_session(
     }
 }
 
-/// Reads the peer's first frame (within `idle`) and hands it to a new responder session.
-/// Anything but a valid `Hello` ends the connection: the `Abort` the session owes is
-/// sent, and the fixed reason and close code are returned for the audit log.
-async fn read_hello(
-    conn: &quinn::Connection,
-    reader: &mut FrameReader,
-    writer: &mut FrameWriter,
-    idle: Duration,
-) -> Result<(Responder, Hello), (NoHello, CloseCode)> {
-    let binding = match transport::channel_binding(conn) {
-        Ok(binding) => binding,
-        Err(err) => {
-            warn!(error = %err, "no channel binding");
-            return Err((NoHello::Internal, CloseCode::INTERNAL));
-        }
-    };
-    let mut responder = Responder::new(ResponderConfig {
-        channel_binding: binding,
-        ..ResponderConfig::default()
-    });
-    let first = match tokio::time::timeout(idle, reader.read_frame(transport::FIRST_FRAME_LIMIT))
-        .await
-    {
-        Ok(Ok(Some(frame))) => frame,
-        Ok(Ok(None)) => {
-            warn!("the peer ended the stream before sending a Hello");
-            return Err((NoHello::ClosedBeforeHello, CloseCode::OK));
-        }
-        Ok(Err(err)) => {
-            warn!(error = %err, "reading Hello failed");
-            let err = DriverError::from(err);
-            let why = match &err {
-                DriverError::PeerGone(_) => NoHello::GoneBeforeHello,
-                DriverError::Transport(
-                    TransportError::FrameTooLarge { .. } | TransportError::TruncatedFrame { .. },
-                ) => NoHello::UnreadableFrame,
-                DriverError::Transport(TransportError::TimedOut { .. }) => NoHello::Timeout,
-                _ => NoHello::Internal,
-            };
-            return Err((why, err.close_code()));
-        }
-        Err(_) => {
-            warn!("no Hello within the idle timeout");
-            return Err((NoHello::Timeout, CloseCode::TIMEOUT));
-        }
-    };
-    if let Err(err) = responder.handle_frame(&first) {
-        warn!(error = %err, "invalid Hello");
-        flush(&mut responder, writer).await;
-        return Err((NoHello::of_error(&err), err.close_code()));
+/// Refuses the session whose `Hello` is pending: the `Reject` goes out, the stream ends.
+async fn refuse(mut driver: Driver<Responder>, reason: RejectReason, text: &str) -> CloseCode {
+    if let Some(responder) = driver.session() {
+        let _ = responder.reject(reason, text);
     }
-    match responder.poll_event() {
-        Some(Event::HelloReceived(hello)) => Ok((responder, hello)),
-        _ => Err((NoHello::Internal, CloseCode::INTERNAL)),
-    }
+    let _ = driver.finish().await;
+    CloseCode::REFUSED
+}
+
+/// Why a connection ended before a valid `Hello`, and its close code, for the audit log.
+fn no_hello(result: Result<Outcome, DriverError>) -> (NoHello, CloseCode) {
+    let Err(err) = result else {
+        return (NoHello::Internal, CloseCode::INTERNAL);
+    };
+    let why = match &err {
+        DriverError::Protocol(err) => NoHello::of_error(err),
+        DriverError::PeerClosedEarly => return (NoHello::ClosedBeforeHello, CloseCode::OK),
+        DriverError::PeerGone(_) => NoHello::GoneBeforeHello,
+        DriverError::Transport(
+            TransportError::FrameTooLarge { .. } | TransportError::TruncatedFrame { .. },
+        ) => NoHello::UnreadableFrame,
+        DriverError::Transport(TransportError::TimedOut { .. }) | DriverError::Timeout(_) => {
+            NoHello::Timeout
+        }
+        _ => NoHello::Internal,
+    };
+    warn!(error = %err, "no valid Hello");
+    (why, err.close_code())
 }
 
 /// An accepted session: what it holds until it ends, and the set it matches.
@@ -395,6 +378,7 @@ struct Accepted {
     active: ActiveSession,
     record_ids: Arc<RecordIds>,
     set: PreparedSet,
+    dataset: DatasetRef,
     policy: PeerPolicy,
 }
 
@@ -432,12 +416,13 @@ async fn decide(
     let loaded = tokio::task::spawn_blocking(move || {
         Dataset::load(&data_dir, &name).map(|dataset| {
             let (set, eligibility) = policy::eligible_set(&dataset, &dataset_policy);
+            let reference = DatasetRef::new(&name, dataset.meta().version_bytes());
             // Only the record ids are needed from here on (to name matched records).
-            (dataset.into_record_ids(), set, eligibility)
+            (dataset.into_record_ids(), set, eligibility, reference)
         })
     })
     .await;
-    let (record_ids, set, eligibility) = match loaded {
+    let (record_ids, set, eligibility, dataset) = match loaded {
         Ok(Ok(loaded)) => loaded,
         Ok(Err(err)) => {
             warn!(error = %err, "offered dataset cannot be loaded");
@@ -463,6 +448,7 @@ async fn decide(
         active,
         record_ids: Arc::new(record_ids),
         set,
+        dataset,
         policy: peer.policy,
     })
 }
@@ -477,16 +463,6 @@ fn apply_threshold(policy: &PeerPolicy, outcome: &mut Outcome) {
         );
         policy::withhold(outcome, disclosure);
     }
-}
-
-/// Sends whatever the session queued (a Reject or Abort) and ends the stream.
-async fn flush(session: &mut Responder, writer: &mut FrameWriter) {
-    while let Some(frame) = session.poll_transmit() {
-        if writer.write_frame(&frame).await.is_err() {
-            return;
-        }
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer.finish()).await;
 }
 
 /// Writes the responder's own results (when the mode gives it any) under `results/`.

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use blindmatch_protocol::group::BlindingKey;
 use blindmatch_protocol::ident::IdentKind;
 use blindmatch_protocol::session::{
-    DEFAULT_BATCH_SIZE, Event, Initiator, InitiatorConfig, PreparedSet, PreparedSetBuilder,
-    Responder, ResponderConfig, Session,
+    DEFAULT_BATCH_SIZE, Event, Initiator, InitiatorConfig, KeySigner, Parties, PreparedSet,
+    PreparedSetBuilder, Responder, ResponderConfig, Session,
 };
-use blindmatch_protocol::wire::OutputMode;
+use blindmatch_protocol::wire::{DatasetRef, OutputMode};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -114,9 +114,18 @@ fn reblind_all(key: &BlindingKey, points: &[[u8; 32]]) -> Vec<[u8; 32]> {
 fn session(a_set: PreparedSet, b_set: PreparedSet, seed: u64) -> (Duration, u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();
-    let config = InitiatorConfig::new([seed as u8; 16], "kp", "bench", OutputMode::Both);
-    let mut a = Initiator::new(config, a_set, &mut rng).expect("valid");
-    let mut b = Responder::new(ResponderConfig::default());
+    let parties = |own: u8, peer: u8| Parties {
+        own_fingerprint: [own; 32],
+        peer_fingerprint: [peer; 32],
+        peer_audit_key: None,
+    };
+    let config = InitiatorConfig::new([seed as u8; 16], [0; 32], parties(1, 2), OutputMode::Both);
+    let signer = Box::new(KeySigner::from_seed(&[1; 32]));
+    let mut a = Initiator::new(config, a_set, signer, &mut rng).expect("valid");
+    let mut b = Responder::new(
+        ResponderConfig::new([0; 32], parties(2, 1)),
+        Box::new(KeySigner::from_seed(&[2; 32])),
+    );
     let mut b_set = Some(b_set);
     let mut done = (None, None);
     while done.0.is_none() || done.1.is_none() {
@@ -128,7 +137,7 @@ fn session(a_set: PreparedSet, b_set: PreparedSet, seed: u64) -> (Duration, u64)
         while let Some(event) = b.poll_event() {
             match event {
                 Event::HelloReceived(_) => b
-                    .accept(b_set.take().expect("one hello"), &mut rng)
+                    .accept(b_set.take().expect("one hello"), DatasetRef::default(), &mut rng)
                     .expect("accept"),
                 Event::Completed(o) => done.1 = o.intersection_size,
                 _ => {}
@@ -139,8 +148,10 @@ fn session(a_set: PreparedSet, b_set: PreparedSet, seed: u64) -> (Duration, u64)
             a.handle_frame(&frame).expect("initiator handles");
         }
         while let Some(event) = a.poll_event() {
-            if let Event::Completed(o) = event {
-                done.0 = o.intersection_size;
+            match event {
+                Event::Accepted(_) => a.confirm().expect("confirm"),
+                Event::Completed(o) => done.0 = o.intersection_size,
+                _ => {}
             }
         }
         assert!(

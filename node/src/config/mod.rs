@@ -168,6 +168,9 @@ pub struct PeerConfig {
     pub addr: PeerAddr,
     /// SHA-256 of its certificate: the only certificate accepted for it.
     pub fingerprint: Fingerprint,
+    /// Its audit key, which its session receipts must verify under; `None` until pinned
+    /// (at the first session, trust on first use, or by the operator).
+    pub audit_key: Option<crate::identity::AuditKey>,
     /// Our datasets this peer may match against.
     pub offers: Vec<String>,
     /// Output modes allowed for sessions this peer initiates (empty: it may not
@@ -356,6 +359,7 @@ impl PeerConfig {
             name: name.to_owned(),
             addr,
             fingerprint,
+            audit_key: None,
             offers: Vec::new(),
             modes: AllowedMode::ALL.to_vec(),
             max_peer_set_size: None,

@@ -58,6 +58,10 @@ pub(super) struct RawPeer {
     name: String,
     addr: String,
     fingerprint: String,
+    /// The peer's audit key; omitted until pinned (at the first session, or by the
+    /// operator with `peer add --audit-key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    audit_key: Option<String>,
     #[serde(default)]
     offers: Vec<String>,
     /// Omitted means every mode.
@@ -238,6 +242,13 @@ impl RawPeer {
             ),
             other => invalid("fingerprint", other.to_string()),
         })?;
+        let audit_key = match &self.audit_key {
+            Some(text) => Some(
+                text.parse::<crate::identity::AuditKey>()
+                    .map_err(|problem| invalid("audit_key", problem))?,
+            ),
+            None => None,
+        };
         for (index, dataset) in self.offers.iter().enumerate() {
             if let Some(problem) = name_problem(dataset) {
                 return Err(invalid(
@@ -281,6 +292,7 @@ impl RawPeer {
             name: self.name,
             addr,
             fingerprint,
+            audit_key,
             offers: self.offers,
             modes,
             max_peer_set_size: self.max_peer_set_size,
@@ -317,6 +329,7 @@ impl From<&PeerConfig> for RawPeer {
             name: peer.name.clone(),
             addr: peer.addr.to_string(),
             fingerprint: peer.fingerprint.to_string(),
+            audit_key: peer.audit_key.map(|key| key.to_string()),
             offers: peer.offers.clone(),
             // Written out even when it is every mode, so that a mode added in a later
             // version is not silently granted to existing peers.

@@ -285,6 +285,7 @@ pub fn import(
         kinds: kinds.into_iter().collect(),
         provenance,
         rejects_sha256: hex::encode(Sha256::digest(&report_bytes)),
+        version: super::new_version_tag(),
     };
     // The report first, the dataset last: the dataset's rename is the commit point,
     // and its metadata names the report that belongs to it.

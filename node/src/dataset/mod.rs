@@ -172,6 +172,32 @@ pub struct DatasetMeta {
     pub provenance: ProvenanceCounts,
     /// SHA-256 (hex) of the rejects report written with this dataset.
     pub rejects_sha256: String,
+    /// Version tag (32 hex digits): drawn at random at every write (import, revocation),
+    /// so that sessions and receipts name the exact version matched without saying
+    /// anything about its records. Empty for datasets written before tags existed.
+    #[serde(default)]
+    pub version: String,
+}
+
+/// A fresh random version tag for a dataset write.
+pub fn new_version_tag() -> String {
+    use rand::Rng;
+    let mut tag = [0u8; 16];
+    rand::rng().fill_bytes(&mut tag);
+    hex::encode(tag)
+}
+
+impl DatasetMeta {
+    /// The version tag as the protocol carries it (all zero when the dataset has none).
+    pub fn version_bytes(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        if let Ok(bytes) = hex::decode(&self.version)
+            && bytes.len() == 16
+        {
+            out.copy_from_slice(&bytes);
+        }
+        out
+    }
 }
 
 /// How many stored records carry each provenance field.

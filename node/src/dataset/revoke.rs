@@ -14,7 +14,7 @@
 //! since the import. Revoking every record is refused: remove the dataset instead.
 //!
 //! The report carries what the `dataset_revoked` audit record holds: the dataset's name,
-//! its new version (SHA-256 of the remaining stored records) and the counts. Neither the
+//! its new version tag (random, see `DatasetMeta::version`) and the counts. Neither the
 //! revoked ids nor a hash of the ids file is recorded: a file listing one id would make
 //! that hash a plain hash of the id.
 
@@ -22,7 +22,6 @@ use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
 
 use super::guard::DatasetsLock;
 use super::store::{Dataset, encode_record, write};
@@ -39,7 +38,7 @@ pub struct RevokeReport {
     pub remaining: u64,
     /// Ids in the file that matched no record (already revoked, or never imported).
     pub not_found: u64,
-    /// The dataset's new version, SHA-256 (hex) of its stored records after the
+    /// The dataset's new version tag (see `DatasetMeta::version`), after the
     /// revocation; `None` when nothing was removed and the dataset was left as it was.
     pub version: Option<String>,
 }
@@ -106,7 +105,8 @@ pub fn revoke(data_dir: &Path, name: &str, ids_file: &Path) -> Result<RevokeRepo
     meta.counts.identifiers = identifiers;
     meta.kinds = kinds.into_iter().collect();
     meta.provenance = provenance;
-    let version = hex::encode(Sha256::digest(&encoded));
+    meta.version = super::new_version_tag();
+    let version = meta.version.clone();
     write(&dataset_path(data_dir, name), &meta, encoded)?;
     report.version = Some(version);
     Ok(report)

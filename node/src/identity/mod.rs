@@ -27,6 +27,7 @@
 //! TLS key and rcgen's temporary key pair are outside our control.
 
 mod atomic;
+mod audit_key;
 mod fingerprint;
 
 use std::fmt;
@@ -47,6 +48,7 @@ use zeroize::Zeroizing;
 pub(crate) use atomic::{
     Access, sync_dir, write_file as write_file_atomic, write_file_with as write_file_atomic_with,
 };
+pub use audit_key::AuditKey;
 pub use fingerprint::Fingerprint;
 
 /// Name of the identity directory inside the data directory.

@@ -22,9 +22,11 @@ pub enum Disclosure {
     Nothing,
 }
 
-/// What `policy` lets this node keep of `outcome`.
+/// What `policy` lets this node keep of `outcome`. The threshold is of matched records
+/// (contacts), the figure people read.
 pub fn disclosure(policy: &PeerPolicy, outcome: &Outcome) -> Disclosure {
-    let (Some(threshold), Some(matched)) = (policy.disclosure_threshold, outcome.intersection_size)
+    let (Some(threshold), Some(matched)) =
+        (policy.disclosure_threshold, outcome.matched_record_count)
     else {
         return Disclosure::Full;
     };
@@ -46,6 +48,7 @@ pub fn withhold(outcome: &mut Outcome, disclosure: Disclosure) {
         Disclosure::Nothing => {
             outcome.matches = None;
             outcome.intersection_size = None;
+            outcome.matched_record_count = None;
         }
     }
 }

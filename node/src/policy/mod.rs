@@ -40,7 +40,9 @@ pub use disclosure::{Disclosure, disclosure, withhold};
 pub use guard::{ActiveSession, PolicyGuard};
 pub use ledger::{Carried, Charge, DAY_SECS, LEDGER_FILE, Ledger, LedgerError};
 pub use records::{Eligibility, eligible_set, keeps};
-pub use rules::{allowed_mode, check_ratio, decide, effective_modes, threshold_forbids};
+pub use rules::{
+    allowed_mode, check_accepted, check_ratio, decide, effective_modes, threshold_forbids,
+};
 
 /// A refusal the initiator sees: a reason code and a sentence it can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]

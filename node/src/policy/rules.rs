@@ -39,6 +39,28 @@ pub fn decide(peer: &PeerConfig, hello: &Hello) -> Result<String, Refusal> {
     Ok(dataset)
 }
 
+/// Decides, as initiator, on the responder's `Accept`, before we blind anything: the
+/// responder's set against the size cap and the ratio configured for this peer, which
+/// bound how many of our identifiers one session can test.
+pub fn check_accepted(
+    peer: &PeerConfig,
+    _mode: blindmatch_protocol::wire::OutputMode,
+    accepted: &blindmatch_protocol::session::AcceptInfo,
+) -> Result<(), Refusal> {
+    if let Some(max) = peer.max_peer_set_size
+        && accepted.peer_set_size > max
+    {
+        return Err(Refusal::new(
+            RejectReason::SET_TOO_LARGE,
+            format!(
+                "`{}` would match a set of {} identifiers, above the limit of {max} per session set for it in node.toml (max_peer_set_size)",
+                peer.name, accepted.peer_set_size
+            ),
+        ));
+    }
+    check_ratio(&peer.policy, accepted.peer_set_size, accepted.own_set_size)
+}
+
 /// Refuses a peer set larger than the configured ratio to our offered set allows.
 pub fn check_ratio(policy: &PeerPolicy, peer_size: u64, our_size: u64) -> Result<(), Refusal> {
     match policy.max_set_ratio {

@@ -312,7 +312,7 @@ impl TransportTuning {
 }
 
 /// Largest first frame a server reads on a new connection. A `Hello` of this protocol
-/// version is at most [`MAX_HELLO_LEN`] (3,109 bytes); the headroom lets a later
+/// version is at most [`MAX_HELLO_LEN`] (4,188 bytes); the headroom lets a later
 /// version's longer `Hello` still be read and answered as an incompatible version
 /// rather than as a frame too large. Until a session is admitted, this (not
 /// [`MAX_FRAME_LEN`](blindmatch_protocol::wire::MAX_FRAME_LEN)) bounds what a connection
@@ -557,6 +557,23 @@ pub fn peer_close_code(err: &quinn::ConnectionError) -> Option<CloseCode> {
                 .map(CloseCode)
         }
         _ => None,
+    }
+}
+
+/// Whether `err` means the peer went away (it reset or stopped the stream, ended it, closed
+/// the connection, or the connection was lost), rather than a failure of ours, broken
+/// framing or a timeout.
+pub fn is_peer_gone(err: &TransportError) -> bool {
+    use quinn::ConnectionError as C;
+    match err {
+        TransportError::StreamReset { .. }
+        | TransportError::StreamStopped { .. }
+        | TransportError::PeerClosed { .. } => true,
+        TransportError::Connection { source, .. } => matches!(
+            source,
+            C::ApplicationClosed(_) | C::ConnectionClosed(_) | C::Reset | C::TransportError(_)
+        ),
+        _ => false,
     }
 }
 

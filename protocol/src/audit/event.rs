@@ -34,6 +34,22 @@ pub enum AuditEvent {
         name: String,
         /// The pinned certificate fingerprint.
         fingerprint: String,
+        /// The peer's audit key (64 hex digits), when pinned with it; otherwise it is
+        /// pinned at the first session (see `peer_audit_key_pinned`).
+        #[serde(default)]
+        audit_key: Option<String>,
+    },
+    /// A peer's audit key was pinned from the first receipt it signed (trust on first
+    /// use), or changed by the operator.
+    PeerAuditKeyPinned {
+        /// Local name of the peer.
+        name: String,
+        /// Its certificate fingerprint.
+        fingerprint: String,
+        /// The audit key (64 hex digits) its receipts must verify under from now on.
+        audit_key: String,
+        /// `first-session` or `operator`.
+        source: String,
     },
     /// A peer was removed.
     PeerRemoved {
@@ -67,8 +83,8 @@ pub enum AuditEvent {
     DatasetRevoked {
         /// Dataset name.
         name: String,
-        /// The dataset's new version: SHA-256 (hex) of its stored records after the
-        /// revocation. It identifies the whole remaining dataset, not any person.
+        /// The dataset's new version tag (random, drawn at the rewrite): sessions and
+        /// receipts name it. It says nothing about any record.
         version: String,
         /// Records removed.
         revoked: u64,
@@ -197,13 +213,50 @@ pub struct SessionFacts {
     pub bytes_received: u64,
     /// Wall-clock duration so far, in milliseconds.
     pub duration_ms: u64,
+    /// Our dataset matched in the session, as named to the peer.
+    #[serde(default)]
+    pub our_dataset: Option<DatasetVersion>,
+    /// The peer's dataset, as it named it.
+    #[serde(default)]
+    pub peer_dataset: Option<DatasetVersion>,
+    /// Our records (contacts) matched, as far as the mode lets this node know it: the
+    /// figure people read (`intersection_size` counts distinct identifiers).
+    #[serde(default)]
+    pub matched_records: Option<u64>,
+    /// Peer elements we returned re-blinded: what the peer could have learned about. On
+    /// an abort, with `replies_received`, how far each side got.
+    #[serde(default)]
+    pub replies_sent: u64,
+    /// Our elements the peer returned re-blinded (proofs checked).
+    #[serde(default)]
+    pub replies_received: u64,
+    /// Our signed session receipt (hex of its wire encoding), once the session finished.
+    #[serde(default)]
+    pub receipt: Option<String>,
+    /// The peer's signed receipt (hex), checked against the session and its audit key:
+    /// proof, from this log alone, of what the peer signed.
+    #[serde(default)]
+    pub peer_receipt: Option<String>,
+    /// The run this session belongs to, when one `match` ran several peers.
+    #[serde(default)]
+    pub run_id: Option<String>,
+}
+
+/// A dataset as a session names it: its name and version tag (32 hex digits, random).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct DatasetVersion {
+    /// The dataset's name on its node.
+    pub name: String,
+    /// Its version tag.
+    pub version: String,
 }
 
 impl AuditEvent {
     /// Every record type this version knows, in declaration order.
-    pub const TYPES: [&'static str; 14] = [
+    pub const TYPES: [&'static str; 15] = [
         "node_initialised",
         "peer_added",
+        "peer_audit_key_pinned",
         "peer_removed",
         "dataset_imported",
         "dataset_removed",
@@ -223,6 +276,7 @@ impl AuditEvent {
         match self {
             AuditEvent::NodeInitialised { .. } => "node_initialised",
             AuditEvent::PeerAdded { .. } => "peer_added",
+            AuditEvent::PeerAuditKeyPinned { .. } => "peer_audit_key_pinned",
             AuditEvent::PeerRemoved { .. } => "peer_removed",
             AuditEvent::DatasetImported { .. } => "dataset_imported",
             AuditEvent::DatasetRemoved { .. } => "dataset_removed",

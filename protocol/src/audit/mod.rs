@@ -27,7 +27,7 @@ pub use chain::{ChainHead, Checkpoint, CheckpointError, SealError};
 pub use crosscheck::{
     CrossCheckReport, Disagreement, NodeIdentity, SessionComparison, SessionSummary, cross_check,
 };
-pub use event::{AuditEvent, Role, SessionFacts};
+pub use event::{AuditEvent, DatasetVersion, Role, SessionFacts};
 pub use record::{LineError, Record, RecordHash, Timestamp};
 pub use verify::{
     FaultKind, KeySource, LogVerifier, SignatureCheck, VerifyFault, VerifyOptions, VerifyReport,

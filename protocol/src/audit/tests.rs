@@ -123,6 +123,14 @@ fn facts(
         bytes_sent: 1000 + i,
         bytes_received: 2000 + i,
         duration_ms: 30 + i,
+        our_dataset: None,
+        peer_dataset: None,
+        matched_records: None,
+        replies_sent: 0,
+        replies_received: 0,
+        receipt: None,
+        peer_receipt: None,
+        run_id: None,
     }
 }
 
@@ -135,10 +143,12 @@ fn two_logs(sessions: u64) -> (Writer, Writer) {
     a.append(AuditEvent::PeerAdded {
         name: "crm-b".into(),
         fingerprint: fp("crm-b"),
+        audit_key: None,
     });
     b.append(AuditEvent::PeerAdded {
         name: "vendor-a".into(),
         fingerprint: fp("vendor-a"),
+        audit_key: None,
     });
     a.append(AuditEvent::DatasetImported {
         name: "targets".into(),
@@ -794,7 +804,16 @@ fn unknown_record_types_verify_but_are_counted() {
 
 #[test]
 fn events_round_trip_and_stay_within_the_privacy_allowlist() {
-    let f = facts(1, Role::Responder, "a", "b", 10, Some(20));
+    let mut f = facts(1, Role::Responder, "a", "b", 10, Some(20));
+    f.our_dataset = Some(DatasetVersion {
+        name: "d".into(),
+        version: "33".repeat(16),
+    });
+    f.peer_dataset = f.our_dataset.clone();
+    f.matched_records = Some(4);
+    f.receipt = Some("44".repeat(200));
+    f.peer_receipt = f.receipt.clone();
+    f.run_id = Some("55".repeat(8));
     let events = vec![
         AuditEvent::NodeInitialised {
             name: "n".into(),
@@ -804,6 +823,13 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
         AuditEvent::PeerAdded {
             name: "p".into(),
             fingerprint: "f".into(),
+            audit_key: Some("k".into()),
+        },
+        AuditEvent::PeerAuditKeyPinned {
+            name: "p".into(),
+            fingerprint: "f".into(),
+            audit_key: "k".into(),
+            source: "first-session".into(),
         },
         AuditEvent::PeerRemoved {
             name: "p".into(),
@@ -891,6 +917,15 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
         "revoked",
         "remaining",
         "attempts",
+        "source",
+        "our_dataset",
+        "peer_dataset",
+        "matched_records",
+        "replies_sent",
+        "replies_received",
+        "receipt",
+        "peer_receipt",
+        "run_id",
     ];
     assert_eq!(events.len(), AuditEvent::TYPES.len());
     for (event, type_name) in events.iter().zip(AuditEvent::TYPES) {

@@ -47,10 +47,12 @@ mod queues;
 mod reply;
 mod responder;
 pub(crate) mod rounds;
+mod signer;
 
 pub use initiator::{Initiator, InitiatorConfig};
 pub use prepared::{PreparedSet, PreparedSetBuilder};
 pub use responder::{Responder, ResponderConfig};
+pub use signer::KeySigner;
 
 use crate::error::Error;
 use crate::ident::KindSet;

@@ -99,11 +99,6 @@ impl SendPlan {
             element => Some(element as usize),
         }
     }
-
-    /// Heap bytes held.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * 4
-    }
 }
 
 /// Uniform shuffle (Fisher–Yates with rejection sampling) driven by `next_u64`, a source

@@ -26,6 +26,7 @@ fn meta_for(records: u64) -> DatasetMeta {
         kinds: Vec::new(),
         provenance: ProvenanceCounts::default(),
         rejects_sha256: String::new(),
+        version: String::new(),
     }
 }
 
