@@ -152,6 +152,10 @@ pub enum PeerMisbehaved {
     /// The peer sent a message after the session ended.
     #[error("message after the session ended")]
     AfterEnd,
+    /// The peer's proof that it applied its committed key (a DLEQ proof) is malformed
+    /// or does not verify.
+    #[error("the peer's proof of re-blinding does not verify")]
+    BadProof,
 }
 
 /// The peer speaks something we do not.
@@ -211,6 +215,9 @@ impl CloseCode {
     /// Distinct from [`INTERNAL`](Self::INTERNAL) (our own failure) and from
     /// [`TIMEOUT`](Self::TIMEOUT) (the peer went silent).
     pub const PEER_GONE: Self = Self(11);
+    /// The peer's proof that it applied its committed key is malformed or does not
+    /// verify: its points may be under another key, tampered or reordered.
+    pub const BAD_PROOF: Self = Self(12);
 
     /// A short name for logs and messages.
     pub fn name(self) -> &'static str {
@@ -227,6 +234,7 @@ impl CloseCode {
             Self::LIMIT_EXCEEDED => "limit-exceeded",
             Self::BAD_POINTS => "bad-points",
             Self::PEER_GONE => "peer-gone",
+            Self::BAD_PROOF => "bad-proof",
             _ => "unknown",
         }
     }
@@ -261,6 +269,7 @@ impl Error {
             Error::PeerMisbehaved(
                 PeerMisbehaved::ReflectedPoints | PeerMisbehaved::NotReblinded,
             ) => CloseCode::BAD_POINTS,
+            Error::PeerMisbehaved(PeerMisbehaved::BadProof) => CloseCode::BAD_PROOF,
             Error::PeerMisbehaved(_) => CloseCode::PROTOCOL_VIOLATION,
             Error::PeerIncompatible(_) => CloseCode::INCOMPATIBLE,
             Error::Refused { .. } => CloseCode::REFUSED,
@@ -276,7 +285,7 @@ mod tests {
     use super::*;
     use crate::wire::Message;
 
-    const KNOWN: [CloseCode; 12] = [
+    const KNOWN: [CloseCode; 13] = [
         CloseCode::OK,
         CloseCode::INVALID_MESSAGE,
         CloseCode::PROTOCOL_VIOLATION,
@@ -289,6 +298,7 @@ mod tests {
         CloseCode::LIMIT_EXCEEDED,
         CloseCode::BAD_POINTS,
         CloseCode::PEER_GONE,
+        CloseCode::BAD_PROOF,
     ];
 
     #[test]
@@ -311,18 +321,28 @@ mod tests {
     }
 
     #[test]
+    fn bad_proof_is_its_own_code() {
+        assert_eq!(CloseCode::BAD_PROOF.0, 12);
+        assert_eq!(CloseCode::BAD_PROOF.to_string(), "bad-proof (12)");
+        assert_eq!(
+            Error::PeerMisbehaved(PeerMisbehaved::BadProof).close_code(),
+            CloseCode::BAD_PROOF
+        );
+    }
+
+    #[test]
     fn unknown_codes_decode_and_show_as_unknown() {
-        for code in [CloseCode::PEER_GONE, CloseCode(12), CloseCode(u16::MAX)] {
+        for code in [CloseCode::BAD_PROOF, CloseCode(13), CloseCode(u16::MAX)] {
             let frame = Message::Abort(code).to_frame();
             match Message::decode(&frame).unwrap() {
                 Message::Abort(got) => assert_eq!(got, code),
                 other => panic!("decoded {:?}", other.message_type()),
             }
         }
-        assert_eq!(CloseCode(12).to_string(), "unknown (12)");
+        assert_eq!(CloseCode(13).to_string(), "unknown (13)");
         assert_eq!(
-            Error::PeerAborted(CloseCode(12)).close_code(),
-            CloseCode(12)
+            Error::PeerAborted(CloseCode(13)).close_code(),
+            CloseCode(13)
         );
     }
 }
