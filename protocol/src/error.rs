@@ -359,6 +359,16 @@ mod tests {
     }
 
     #[test]
+    fn bad_proof_is_its_own_code() {
+        assert_eq!(CloseCode::BAD_PROOF.0, 12);
+        assert_eq!(CloseCode::BAD_PROOF.to_string(), "bad-proof (12)");
+        assert_eq!(
+            Error::PeerMisbehaved(PeerMisbehaved::BadProof).close_code(),
+            CloseCode::BAD_PROOF
+        );
+    }
+
+    #[test]
     fn unknown_codes_decode_and_show_as_unknown() {
         for code in [CloseCode::PEER_REVOKED, CloseCode(15), CloseCode(u16::MAX)] {
             let frame = Message::Abort(code).to_frame();

@@ -3,20 +3,19 @@
 //!
 //! - RFC 9380 Appendix K.3: `expand_message_xmd` with SHA-512;
 //! - RFC 9496 Appendix A.1-A.3: ristretto255 encodings, invalid encodings, and
-//!   element derivation from uniform bytes;
-//! - RFC 9497 Appendix A.1.1 and A.1.2: the ristretto255-SHA512 OPRF and VOPRF,
-//!   written here from our hash-to-group, `expand_message_xmd` and `BlindingKey`,
-//!   so that the whole blind / evaluate / finalize path is pinned to the RFC.
+//!   element derivation from uniform bytes.
+//!
+//! The RFC 9497 OPRF vectors, which exercise `hash_to_group` and
+//! `expand_message_xmd` under the RFC's DSTs, are in `oprf_vectors.rs`.
 
 use blindmatch_protocol::Error;
 use blindmatch_protocol::error::InvalidMessage;
-use blindmatch_protocol::group::{BlindingKey, decode_point, expand_message_xmd, hash_to_group};
+use blindmatch_protocol::group::{BlindingKey, decode_point, expand_message_xmd};
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
 use serde_json::Value;
-use sha2::{Digest, Sha512};
 
 fn load(name: &str) -> Value {
     let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -166,215 +165,4 @@ fn rfc9496_group_elements_from_uniform_bytes() {
         }
     }
     assert_eq!(count, 11);
-}
-
-// ---------------------------------------------------------------------------
-// RFC 9497 A.1.1 (OPRF, mode 0) and A.1.2 (VOPRF, mode 1), ristretto255-SHA512
-
-/// `I2OSP(len(x), 2) || x`.
-fn framed(x: &[u8]) -> Vec<u8> {
-    let mut out = (x.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(x);
-    out
-}
-
-struct Oprf {
-    context: Vec<u8>,
-}
-
-impl Oprf {
-    /// contextString = "OPRFV1-" || I2OSP(mode, 1) || "-" || identifier.
-    fn new(mode: u8) -> Self {
-        let mut context = b"OPRFV1-".to_vec();
-        context.push(mode);
-        context.extend_from_slice(b"-ristretto255-SHA512");
-        Oprf { context }
-    }
-
-    fn dst(&self, prefix: &str) -> Vec<u8> {
-        [prefix.as_bytes(), &self.context].concat()
-    }
-
-    /// HashToScalar: expand_message_xmd to 64 bytes, reduced modulo the order.
-    fn hash_to_scalar(&self, msg: &[u8], dst: &[u8]) -> Scalar {
-        let wide: [u8; 64] = expand_message_xmd(msg, dst, 64)
-            .expect("64 bytes is in range")
-            .try_into()
-            .expect("64 bytes");
-        Scalar::from_bytes_mod_order_wide(&wide)
-    }
-
-    fn hash_to_group(&self, input: &[u8]) -> RistrettoPoint {
-        hash_to_group(input, &self.dst("HashToGroup-"))
-    }
-
-    /// DeriveKeyPair (RFC 9497 §3.2.1).
-    fn derive_key_pair(&self, seed: &[u8], info: &[u8]) -> Scalar {
-        let derive_input = [seed, &framed(info)].concat();
-        let dst = self.dst("DeriveKeyPair");
-        for counter in 0..=255u8 {
-            let sk = self.hash_to_scalar(&[derive_input.as_slice(), &[counter]].concat(), &dst);
-            if sk != Scalar::ZERO {
-                return sk;
-            }
-        }
-        panic!("DeriveKeyPairError");
-    }
-
-    /// GenerateProof (RFC 9497 §2.2.1) with ComputeCompositesFast, A = G, B = k*G.
-    fn generate_proof(
-        &self,
-        k: &Scalar,
-        c: &[RistrettoPoint],
-        d: &[RistrettoPoint],
-        r: &Scalar,
-    ) -> Vec<u8> {
-        let ser = |p: &RistrettoPoint| p.compress().to_bytes();
-        let bm = ser(&(k * RISTRETTO_BASEPOINT_POINT));
-        let seed = Sha512::digest([framed(&bm), framed(&self.dst("Seed-"))].concat());
-        let hash_to_scalar_dst = self.dst("HashToScalar-");
-        let mut m = RistrettoPoint::identity();
-        for (i, (ci, di)) in c.iter().zip(d).enumerate() {
-            let transcript = [
-                framed(&seed),
-                (i as u16).to_be_bytes().to_vec(),
-                framed(&ser(ci)),
-                framed(&ser(di)),
-                b"Composite".to_vec(),
-            ]
-            .concat();
-            m += self.hash_to_scalar(&transcript, &hash_to_scalar_dst) * ci;
-        }
-        let z = k * m;
-        let t2 = r * RISTRETTO_BASEPOINT_POINT;
-        let t3 = r * m;
-        let transcript = [
-            framed(&bm),
-            framed(&ser(&m)),
-            framed(&ser(&z)),
-            framed(&ser(&t2)),
-            framed(&ser(&t3)),
-            b"Challenge".to_vec(),
-        ]
-        .concat();
-        let challenge = self.hash_to_scalar(&transcript, &hash_to_scalar_dst);
-        let s = r - challenge * k;
-        [challenge.to_bytes(), s.to_bytes()].concat()
-    }
-}
-
-fn check_oprf_mode(section: &str, mode: u8) {
-    let doc = load("rfc9497-ristretto255-sha512.json");
-    let suite = &doc[section];
-    assert_eq!(suite["mode"].as_u64(), Some(u64::from(mode)));
-    let oprf = Oprf::new(mode);
-    assert_eq!(
-        hex::encode(&oprf.context),
-        str_of(suite, "context_string_hex")
-    );
-    assert_eq!(
-        hex::encode(oprf.dst("HashToGroup-")),
-        str_of(suite, "hash_to_group_dst_hex")
-    );
-
-    // DeriveKeyPair -> skSm (and pkSm in VOPRF mode).
-    let sk = oprf.derive_key_pair(
-        &unhex(str_of(suite, "Seed")),
-        &unhex(str_of(suite, "KeyInfo")),
-    );
-    assert_eq!(hex::encode(sk.to_bytes()), str_of(suite, "skSm"));
-    if let Some(pk) = suite["pkSm"].as_str() {
-        assert_eq!(
-            hex::encode((sk * RISTRETTO_BASEPOINT_POINT).compress().as_bytes()),
-            pk
-        );
-    }
-    let server_key = BlindingKey::from_scalar_bytes(unhex_n(str_of(suite, "skSm"))).expect("skSm");
-
-    let vectors = suite["vectors"].as_array().expect("vectors");
-    assert!(!vectors.is_empty());
-    for v in vectors {
-        let name = str_of(v, "name");
-        let inputs = hex_list(&v["Input"]);
-        let blinds = hex_list(&v["Blind"]);
-        let want_blinded = hex_list(&v["BlindedElement"]);
-        let want_evaluated = hex_list(&v["EvaluationElement"]);
-        let want_outputs = hex_list(&v["Output"]);
-        let n = v["batch_size"].as_u64().expect("batch_size") as usize;
-        for list in [
-            &inputs,
-            &blinds,
-            &want_blinded,
-            &want_evaluated,
-            &want_outputs,
-        ] {
-            assert_eq!(list.len(), n, "{name}");
-        }
-
-        // Blind: blindedElement = blind * HashToGroup(input).
-        let mut blinded = Vec::new();
-        for (input, blind) in inputs.iter().zip(&blinds) {
-            let key = BlindingKey::from_scalar_bytes(unhex_n(blind)).expect("blind");
-            blinded.push(
-                key.multiply(&oprf.hash_to_group(&unhex(input)))
-                    .compress()
-                    .to_bytes(),
-            );
-        }
-        let blinded_hex: Vec<String> = blinded.iter().map(hex::encode).collect();
-        assert_eq!(blinded_hex, want_blinded, "{name}: BlindedElement");
-
-        // BlindEvaluate: evaluationElement = skS * blindedElement, as a batch.
-        let evaluated = server_key
-            .reblind(&blinded)
-            .expect("valid blinded elements");
-        let evaluated_hex: Vec<String> = evaluated.iter().map(hex::encode).collect();
-        assert_eq!(evaluated_hex, want_evaluated, "{name}: EvaluationElement");
-
-        // Finalize: Hash(len || input || len || blind^-1 * evaluated || "Finalize").
-        for (j, input) in inputs.iter().enumerate() {
-            let blind = Scalar::from_canonical_bytes(unhex_n(blinds[j])).expect("canonical blind");
-            let n_point = blind.invert() * decode_point(&evaluated[j]).expect("evaluated");
-            let transcript = [
-                framed(&unhex(input)),
-                framed(n_point.compress().as_bytes()),
-                b"Finalize".to_vec(),
-            ]
-            .concat();
-            assert_eq!(
-                hex::encode(Sha512::digest(&transcript)),
-                want_outputs[j],
-                "{name}: Output[{j}]"
-            );
-        }
-
-        // VOPRF: the proof exercises HashToScalar under "HashToScalar-" || contextString.
-        if let Some(proof) = v["Proof"].as_str() {
-            let r = Scalar::from_canonical_bytes(unhex_n(str_of(v, "ProofRandomScalar")))
-                .expect("canonical r");
-            let c: Vec<_> = blinded
-                .iter()
-                .map(|b| decode_point(b).expect("C"))
-                .collect();
-            let d: Vec<_> = evaluated
-                .iter()
-                .map(|e| decode_point(e).expect("D"))
-                .collect();
-            assert_eq!(
-                hex::encode(oprf.generate_proof(&sk, &c, &d, &r)),
-                proof,
-                "{name}: Proof"
-            );
-        }
-    }
-}
-
-#[test]
-fn rfc9497_oprf_mode0_ristretto255_sha512() {
-    check_oprf_mode("oprf_mode0", 0);
-}
-
-#[test]
-fn rfc9497_voprf_mode1_ristretto255_sha512() {
-    check_oprf_mode("voprf_mode1", 1);
 }

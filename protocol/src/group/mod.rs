@@ -4,9 +4,10 @@
 //! secret [`BlindingKey`] with its parallel batch operations.
 //!
 //! Invariants:
-//! - [`hash_identifier`] is the only way an identifier enters the group. It uses
-//!   one versioned DST per identifier kind, so kinds never collide (see
-//!   [`IDENTIFIER_DSTS`]).
+//! - [`hash_identifier`] is the only way an identifier enters the group in a PSI
+//!   session. It uses one versioned DST per identifier kind, so kinds never collide
+//!   (see [`IDENTIFIER_DSTS`]). The RFC 9497 OPRF ([`crate::oprf`]) hashes its
+//!   inputs with this module's [`hash_to_group`] under the RFC's own DSTs.
 //! - [`decode_point`] is the only way peer bytes become a point. It rejects wrong
 //!   lengths, non-canonical encodings and the identity with a typed error; it
 //!   never panics.
