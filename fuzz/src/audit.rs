@@ -375,5 +375,13 @@ fn facts(n: u8, intersection: Option<u64>) -> SessionFacts {
         bytes_sent: 300_000,
         bytes_received: 40_000,
         duration_ms: 1_900,
+        our_dataset: None,
+        peer_dataset: None,
+        matched_records: None,
+        replies_sent: 0,
+        replies_received: 0,
+        receipt: None,
+        peer_receipt: None,
+        run_id: None,
     }
 }

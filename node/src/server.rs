@@ -222,7 +222,9 @@ async fn serve_session(
         Err(err) => {
             warn!(error = %err, "no channel binding");
             let code = CloseCode::INTERNAL;
-            limiters.no_hello.note(peer.fingerprint, peer.name, NoHello::Internal, code);
+            limiters
+                .no_hello
+                .note(peer.fingerprint, peer.name, NoHello::Internal, code);
             return code;
         }
     };
@@ -240,7 +242,9 @@ async fn serve_session(
         _ => {
             let report = driver.finish().await;
             let (why, code) = no_hello(report.result);
-            limiters.no_hello.note(peer.fingerprint, peer.name, why, code);
+            limiters
+                .no_hello
+                .note(peer.fingerprint, peer.name, why, code);
             return code;
         }
     };
@@ -291,7 +295,9 @@ async fn serve_session(
     transport::admit(conn, &node.transport_tuning());
     let accepted = match driver.session() {
         Some(responder) => responder.accept(set, dataset, &mut rand::rng()),
-        None => Err(blindmatch_protocol::Error::ApiMisuse("no session to accept")),
+        None => Err(blindmatch_protocol::Error::ApiMisuse(
+            "no session to accept",
+        )),
     };
     let report = match accepted {
         Ok(()) => driver.finish().await,

@@ -137,7 +137,11 @@ fn session(a_set: PreparedSet, b_set: PreparedSet, seed: u64) -> (Duration, u64)
         while let Some(event) = b.poll_event() {
             match event {
                 Event::HelloReceived(_) => b
-                    .accept(b_set.take().expect("one hello"), DatasetRef::default(), &mut rng)
+                    .accept(
+                        b_set.take().expect("one hello"),
+                        DatasetRef::default(),
+                        &mut rng,
+                    )
                     .expect("accept"),
                 Event::Completed(o) => done.1 = o.intersection_size,
                 _ => {}

@@ -87,8 +87,14 @@ fn a_revocation_is_recorded_as_dataset_revoked_without_any_id() {
     assert_eq!(r["remaining"], 2);
     let version = r["version"].as_str().unwrap().to_owned();
     assert!(
-        version.len() == 64 && version.bytes().all(|b| b.is_ascii_hexdigit()),
+        version.len() == 32 && version.bytes().all(|b| b.is_ascii_hexdigit()),
         "{version}"
+    );
+    let stored = crate::dataset::Dataset::load(dir.path(), "kp").unwrap();
+    assert_eq!(
+        stored.meta().version,
+        version,
+        "the log names the version stored"
     );
     let log = std::fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
     assert!(

@@ -259,7 +259,20 @@ fn describe(event: &AuditEvent) -> String {
         } => {
             format!("node {name}, fingerprint {fingerprint}, audit key {audit_key}")
         }
-        AuditEvent::PeerAdded { name, fingerprint } => format!("peer {name} ({fingerprint})"),
+        AuditEvent::PeerAdded {
+            name,
+            fingerprint,
+            audit_key,
+        } => match audit_key {
+            Some(key) => format!("peer {name} ({fingerprint}), audit key {key}"),
+            None => format!("peer {name} ({fingerprint}), audit key pinned at its first session"),
+        },
+        AuditEvent::PeerAuditKeyPinned {
+            name,
+            fingerprint,
+            audit_key,
+            source,
+        } => format!("peer {name} ({fingerprint}): audit key {audit_key} pinned ({source})"),
         AuditEvent::PeerRemoved { name, fingerprint } => format!("peer {name} ({fingerprint})"),
         AuditEvent::DatasetImported {
             name,

@@ -46,6 +46,14 @@ fn session(i: u64, final_: bool) -> AuditEvent {
         bytes_sent: 64_000,
         bytes_received: 160_000,
         duration_ms: 1234,
+        our_dataset: None,
+        peer_dataset: None,
+        matched_records: None,
+        replies_sent: 0,
+        replies_received: 0,
+        receipt: None,
+        peer_receipt: None,
+        run_id: None,
     };
     if final_ {
         AuditEvent::SessionCompleted(facts)

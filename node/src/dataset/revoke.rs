@@ -22,7 +22,6 @@ use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::path::Path;
 
-
 use super::guard::DatasetsLock;
 use super::store::{Dataset, encode_record, write};
 use super::{DatasetError, ProvenanceCounts, dataset_path};

@@ -31,7 +31,10 @@ pub trait FrameSource: Send + 'static {
 /// The sending half of a session stream.
 pub trait FrameSink: Send + 'static {
     /// Sends one frame, waiting while the peer's flow control allows no more.
-    fn write_frame(&mut self, frame: &[u8]) -> impl Future<Output = Result<(), TransportError>> + Send;
+    fn write_frame(
+        &mut self,
+        frame: &[u8],
+    ) -> impl Future<Output = Result<(), TransportError>> + Send;
     /// Ends the stream and waits until the peer has every byte.
     fn finish(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
     /// Resolves with the peer's code when it stops reading; `None` if the stream ended
@@ -49,7 +52,10 @@ impl FrameSource for FrameReader {
 }
 
 impl FrameSink for FrameWriter {
-    fn write_frame(&mut self, frame: &[u8]) -> impl Future<Output = Result<(), TransportError>> + Send {
+    fn write_frame(
+        &mut self,
+        frame: &[u8],
+    ) -> impl Future<Output = Result<(), TransportError>> + Send {
         FrameWriter::write_frame(self, frame)
     }
 

@@ -91,7 +91,10 @@ impl Drop for MemorySource {
 }
 
 impl FrameSink for MemorySink {
-    fn write_frame(&mut self, frame: &[u8]) -> impl Future<Output = Result<(), TransportError>> + Send {
+    fn write_frame(
+        &mut self,
+        frame: &[u8],
+    ) -> impl Future<Output = Result<(), TransportError>> + Send {
         let tx = self.tx.clone();
         let frame = frame.to_vec();
         async move {

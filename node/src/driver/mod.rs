@@ -308,7 +308,9 @@ impl<S: Session + 'static> Driver<S> {
         let (Some(session), Some(in_rx), Some(out_tx)) =
             (self.session.take(), self.in_rx.take(), self.out_tx.take())
         else {
-            self.result = Some(Err(DriverError::Internal("the session thread was lost".into())));
+            self.result = Some(Err(DriverError::Internal(
+                "the session thread was lost".into(),
+            )));
             return Step::Over;
         };
         let handle = tokio::runtime::Handle::current();
@@ -342,13 +344,9 @@ impl<S: Session + 'static> Driver<S> {
     /// Ends the session from our side with `code` (a refusal, our own failure) and
     /// reports, after the `Abort` went out.
     pub async fn abort(mut self, code: CloseCode, why: DriverError) -> RunReport {
-        if let (Some(session), Some(out_tx)) = (self.session.as_mut(), self.out_tx.as_ref())
-            && let Some(frame) = session.abort(code)
-        {
-            let _ = out_tx.send(frame).await;
-        }
+        self.send_abort(code).await;
         self.result.get_or_insert(Err(why));
-        self.finish().await
+        self.complete().await
     }
 
     /// Runs the session to its end (aborting it as an internal error if it asks for a
@@ -358,11 +356,28 @@ impl<S: Session + 'static> Driver<S> {
             match self.step().await {
                 Step::Over => break,
                 Step::Decide(_) => {
-                    let why = DriverError::Internal("a decision the caller did not make".into());
-                    return self.abort(CloseCode::INTERNAL, why).await;
+                    self.send_abort(CloseCode::INTERNAL).await;
+                    self.result = Some(Err(DriverError::Internal(
+                        "the session asked for a decision nobody made".into(),
+                    )));
+                    break;
                 }
             }
         }
+        self.complete().await
+    }
+
+    /// Queues the session's `Abort` with `code`, if it still owes one.
+    async fn send_abort(&mut self, code: CloseCode) {
+        if let (Some(session), Some(out_tx)) = (self.session.as_mut(), self.out_tx.as_ref())
+            && let Some(frame) = session.abort(code)
+        {
+            let _ = out_tx.send(frame).await;
+        }
+    }
+
+    /// Lets the writer drain what the session queued, then reports.
+    async fn complete(mut self) -> RunReport {
         let progress = self
             .session
             .as_ref()

@@ -71,9 +71,9 @@ pub(super) fn pump<S: Session>(
         _ => Stop::Over(match (state.outcome, state.failure) {
             (Some(outcome), None) => Ok(outcome),
             (_, Some(err)) => Err(err),
-            (None, None) if session.is_closed() => {
-                Err(DriverError::Ended("the session was ended by this node".into()))
-            }
+            (None, None) if session.is_closed() => Err(DriverError::Ended(
+                "the session was ended by this node".into(),
+            )),
             (None, None) => Err(DriverError::PeerClosedEarly),
         }),
     };
@@ -113,8 +113,7 @@ impl PumpState {
             if self.decision.is_some() && self.pending_out.is_none() {
                 return;
             }
-            let finished =
-                self.outcome.is_some() || self.failure.is_some() || session.is_closed();
+            let finished = self.outcome.is_some() || self.failure.is_some() || session.is_closed();
             if finished && self.pending_out.is_none() {
                 break;
             }
@@ -202,7 +201,9 @@ impl PumpState {
         options: &DriverOptions,
         handle: &tokio::runtime::Handle,
     ) {
-        let wait = options.idle_timeout.saturating_sub(self.last_heard.elapsed());
+        let wait = options
+            .idle_timeout
+            .saturating_sub(self.last_heard.elapsed());
         let mut cancel = options.cancel.clone();
         let mut revoked = options.revoked.clone();
         let has_pending = self.pending_out.is_some();
@@ -285,7 +286,12 @@ impl PumpState {
         }
     }
 
-    fn abort<S: Session>(&mut self, session: &mut S, out_tx: &mpsc::Sender<Vec<u8>>, code: CloseCode) {
+    fn abort<S: Session>(
+        &mut self,
+        session: &mut S,
+        out_tx: &mpsc::Sender<Vec<u8>>,
+        code: CloseCode,
+    ) {
         if let Some(frame) = session.abort(code) {
             // The Abort replaces whatever we were about to send.
             self.pending_out = None;

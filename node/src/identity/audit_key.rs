@@ -30,8 +30,9 @@ impl FromStr for AuditKey {
             "not an audit key: expected 64 hex digits, as `blindmatch id` prints after `audit key`"
                 .to_owned()
         })?;
-        ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| "not an audit key: 64 hex digits, but not an Ed25519 public key".to_owned())?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| {
+            "not an audit key: 64 hex digits, but not an Ed25519 public key".to_owned()
+        })?;
         Ok(Self(bytes))
     }
 }

@@ -226,8 +226,6 @@ fn list_or_none(items: &[String]) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use blindmatch_protocol::ident::{KindSet, NORMALISATION_VERSION};
-    use blindmatch_protocol::wire::PROTOCOL_VERSION;
 
     use super::*;
     use crate::config::{PeerAddr, SetRatio};
@@ -243,17 +241,10 @@ mod tests {
     }
 
     fn hello(mode: OutputMode, purpose: &str, basis: &str, size: u64) -> Hello {
-        Hello {
-            version: PROTOCOL_VERSION,
-            normalisation_version: NORMALISATION_VERSION,
-            session_id: [1; 16],
-            dataset: String::new(),
-            purpose: purpose.into(),
-            legal_basis: basis.into(),
-            kinds: KindSet::empty(),
-            mode,
-            set_size: size,
-        }
+        let mut hello = Hello::new([1; 16], mode, size, [0; 32]);
+        hello.purpose = purpose.into();
+        hello.legal_basis = basis.into();
+        hello
     }
 
     fn reason(peer: &PeerConfig, hello: &Hello) -> RejectReason {

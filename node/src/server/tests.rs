@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use blindmatch_protocol::audit::{VerifyOptions, read_records, verify_log_bytes};
-use blindmatch_protocol::ident::{IdentKind, KindSet, NORMALISATION_VERSION};
-use blindmatch_protocol::wire::{MAX_FRAME_LEN, Message, OutputMode, PROTOCOL_VERSION};
+use blindmatch_protocol::ident::{IdentKind, KindSet};
+use blindmatch_protocol::wire::{MAX_FRAME_LEN, Message, OutputMode};
 use serde_json::{Map, Value};
 
 use super::*;
@@ -170,18 +170,15 @@ fn hello_frame(set_size: u64) -> Vec<u8> {
 }
 
 fn hello_with_id(session_id: [u8; 16], set_size: u64) -> Vec<u8> {
-    Message::Hello(Hello {
-        version: PROTOCOL_VERSION,
-        normalisation_version: NORMALISATION_VERSION,
-        session_id,
-        dataset: "kp".into(),
-        purpose: "coverage check".into(),
-        legal_basis: String::new(),
-        kinds: KindSet::empty().with(IdentKind::Email),
-        mode: OutputMode::Cardinality,
-        set_size,
-    })
-    .to_frame()
+    // Any valid point other than the generator will do as a key commitment here.
+    let commitment = blindmatch_protocol::group::hash_to_group(b"test key", b"test")
+        .compress()
+        .to_bytes();
+    let mut hello = Hello::new(session_id, OutputMode::Cardinality, set_size, commitment);
+    hello.dataset = "kp".into();
+    hello.purpose = "coverage check".into();
+    hello.kinds = KindSet::empty().with(IdentKind::Email);
+    Message::Hello(hello).to_frame()
 }
 
 async fn open(conn: &quinn::Connection) -> (quinn::SendStream, FrameReader) {

@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use blindmatch_protocol::ident::IdentKind;
 use blindmatch_protocol::session::{
-    Event, Initiator, InitiatorConfig, Outcome, Responder, ResponderConfig, Session,
+    Event, Initiator, InitiatorConfig, KeySigner, Outcome, Parties, Responder, ResponderConfig,
+    Session,
 };
-use blindmatch_protocol::wire::OutputMode;
+use blindmatch_protocol::wire::{DatasetRef, OutputMode};
 use sha2::{Digest, Sha256};
 
 use super::super::store;
@@ -175,9 +176,19 @@ fn list_and_remove() {
 /// Runs a whole session in memory, in `both` mode.
 fn psi(initiator_set: &Dataset, responder_set: &Dataset) -> (Outcome, Outcome) {
     let mut rng = rand::rng();
-    let config = InitiatorConfig::new([7; 16], "b", "test", OutputMode::Both);
-    let mut initiator = Initiator::new(config, initiator_set.prepared_set(), &mut rng).unwrap();
-    let mut responder = Responder::new(ResponderConfig::default());
+    let parties = |own: u8, peer: u8| Parties {
+        own_fingerprint: [own; 32],
+        peer_fingerprint: [peer; 32],
+        peer_audit_key: None,
+    };
+    let config = InitiatorConfig::new([7; 16], [0; 32], parties(1, 2), OutputMode::Both);
+    let signer = Box::new(KeySigner::from_seed(&[1; 32]));
+    let mut initiator =
+        Initiator::new(config, initiator_set.prepared_set(), signer, &mut rng).unwrap();
+    let mut responder = Responder::new(
+        ResponderConfig::new([0; 32], parties(2, 1)),
+        Box::new(KeySigner::from_seed(&[2; 32])),
+    );
     let (mut done_i, mut done_r) = (None, None);
     for _ in 0..10_000 {
         while let Some(frame) = initiator.poll_transmit() {
@@ -187,7 +198,11 @@ fn psi(initiator_set: &Dataset, responder_set: &Dataset) -> (Outcome, Outcome) {
             match event {
                 Event::HelloReceived(_) => {
                     responder
-                        .accept(responder_set.prepared_set(), &mut rng)
+                        .accept(
+                            responder_set.prepared_set(),
+                            DatasetRef::default(),
+                            &mut rng,
+                        )
                         .unwrap();
                 }
                 Event::Completed(outcome) => done_r = Some(outcome),
@@ -199,13 +214,13 @@ fn psi(initiator_set: &Dataset, responder_set: &Dataset) -> (Outcome, Outcome) {
         }
         while let Some(event) = initiator.poll_event() {
             match event {
-                Event::Accepted { .. } => {}
+                Event::Accepted(_) => initiator.confirm().unwrap(),
                 Event::Completed(outcome) => done_i = Some(outcome),
                 other => panic!("initiator: {other:?}"),
             }
         }
         if let (Some(i), Some(r)) = (&done_i, &done_r) {
-            return (i.clone(), r.clone());
+            return (*i.clone(), *r.clone());
         }
     }
     panic!("session did not finish");
