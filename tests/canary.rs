@@ -32,10 +32,10 @@ use blindmatch_node::matching::{self, MatchRequest, MatchSummary};
 use blindmatch_node::node::Node;
 use blindmatch_protocol::ident::Normaliser;
 use blindmatch_protocol::session::{
-    self, Event, Initiator, InitiatorConfig, Outcome, PreparedSet, Responder, ResponderConfig,
-    Session,
+    self, Event, Initiator, InitiatorConfig, KeySigner, Outcome, Parties, PreparedSet, Responder,
+    ResponderConfig, Session,
 };
-use blindmatch_protocol::wire::OutputMode;
+use blindmatch_protocol::wire::{DatasetRef, OutputMode};
 use sha2::{Digest, Sha256};
 use support::{Server, TestNode, node, pin_node};
 use tokio::net::UdpSocket;
@@ -339,10 +339,21 @@ fn in_memory_session(
     mut record: impl FnMut(&[u8]),
 ) -> (Outcome, Outcome) {
     let mut rng = rand::rng();
-    let mut config = InitiatorConfig::new([7; 16], "kp", "canary audit test", mode);
+    let parties = |own: u8, peer: u8| Parties {
+        own_fingerprint: [own; 32],
+        peer_fingerprint: [peer; 32],
+        peer_audit_key: None,
+    };
+    let mut config = InitiatorConfig::new([7; 16], [0; 32], parties(1, 2), mode);
+    config.dataset = "kp".into();
+    config.purpose = "canary audit test".into();
     config.legal_basis = "legitimate interest".into();
-    let mut init = Initiator::new(config, a, &mut rng).expect("initiator");
-    let mut resp = Responder::new(ResponderConfig::default());
+    let signer = Box::new(KeySigner::from_seed(&[1; 32]));
+    let mut init = Initiator::new(config, a, signer, &mut rng).expect("initiator");
+    let mut resp = Responder::new(
+        ResponderConfig::new([0; 32], parties(2, 1)),
+        Box::new(KeySigner::from_seed(&[2; 32])),
+    );
     let mut b = Some(b);
     let (mut init_out, mut resp_out) = (None, None);
     loop {
@@ -357,9 +368,10 @@ fn in_memory_session(
             match event {
                 Event::HelloReceived(_) => {
                     let set = b.take().expect("one Hello");
-                    resp.accept(set, &mut rng).expect("accept");
+                    resp.accept(set, DatasetRef::new("kp", [0; 16]), &mut rng)
+                        .expect("accept");
                 }
-                Event::Completed(outcome) => resp_out = Some(outcome),
+                Event::Completed(outcome) => resp_out = Some(*outcome),
                 Event::Failed(e) => panic!("responder failed: {e}"),
                 _ => {}
             }
@@ -372,7 +384,8 @@ fn in_memory_session(
         }
         while let Some(event) = init.poll_event() {
             match event {
-                Event::Completed(outcome) => init_out = Some(outcome),
+                Event::Accepted(_) => init.confirm().expect("confirm"),
+                Event::Completed(outcome) => init_out = Some(*outcome),
                 Event::Failed(e) => panic!("initiator failed: {e}"),
                 _ => {}
             }

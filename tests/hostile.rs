@@ -99,14 +99,15 @@ fn cases() -> Vec<Case> {
     use Attack::*;
     use CloseCode as C;
     vec![
+        // A `Reject` naming both versions, which a peer of any version can read.
         case(
             WrongProtocolVersion,
-            Ends::Abort(C::INCOMPATIBLE),
+            Ends::Reject(RejectReason::UNSUPPORTED_VERSION),
             Audit::Nothing,
         ),
         case(
             NormalisationVersionMismatch,
-            Ends::Abort(C::INCOMPATIBLE),
+            Ends::Reject(RejectReason::UNSUPPORTED_VERSION),
             Audit::Nothing,
         ),
         case(
@@ -195,10 +196,11 @@ fn cases() -> Vec<Case> {
             Ends::Abort(C::TIMEOUT),
             Audit::Aborted(C::TIMEOUT),
         ),
+        // Every round has the size the schedule gives it.
         case(
             MorePointsThanDeclared,
-            Ends::Abort(C::LIMIT_EXCEEDED),
-            Audit::Aborted(C::LIMIT_EXCEEDED),
+            Ends::Abort(C::PROTOCOL_VIOLATION),
+            Audit::Aborted(C::PROTOCOL_VIOLATION),
         ),
         case(
             FewerPointsThenFinish,
@@ -241,20 +243,22 @@ fn cases() -> Vec<Case> {
             Ends::FinishedWithoutAbort,
             Audit::Aborted(C::CANCELLED),
         ),
+        // The server's own round as ours does not fit our round schedule.
         case(
             ReflectedPoints,
-            Ends::Abort(C::BAD_POINTS),
-            Audit::Aborted(C::BAD_POINTS),
+            Ends::Abort(C::PROTOCOL_VIOLATION),
+            Audit::Aborted(C::PROTOCOL_VIOLATION),
         ),
+        // Its points returned as they were: no proof can show they are re-blinded.
         case(
             PointsNotReblinded,
-            Ends::Abort(C::BAD_POINTS),
-            Audit::Aborted(C::BAD_POINTS),
+            Ends::Abort(C::BAD_PROOF),
+            Audit::Aborted(C::BAD_PROOF),
         ),
         case(
             TooManyReblinded,
-            Ends::Abort(C::LIMIT_EXCEEDED),
-            Audit::Aborted(C::LIMIT_EXCEEDED),
+            Ends::Abort(C::PROTOCOL_VIOLATION),
+            Audit::Aborted(C::PROTOCOL_VIOLATION),
         ),
         case(
             ReblindedWhenResponderLearnsNothing,

@@ -20,8 +20,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use blindmatch_node::config::NodeConfig;
+use blindmatch_node::identity::AuditKey;
 use blindmatch_node::node::NodeError;
 use blindmatch_protocol::error::CloseCode;
+use support::hostile::SIGNER_SEED;
 use support::hostile_server::{HostileServer, ServerSaw};
 use support::process::blindmatch;
 use support::server_attacks::{GARBAGE_CODE, GARBAGE_TEXT, SERVER_SET, ServerAttack, name};
@@ -87,13 +90,14 @@ fn cases() -> Vec<Case> {
         case(
             HelloOfAnotherVersion,
             C::INCOMPATIBLE,
-            "peer is incompatible: unsupported protocol version 2 (we speak 1)",
+            "peer is incompatible: unsupported protocol version 3 (we speak 2)",
             Aborts,
         ),
+        // What an older responder answers our Hello.
         case(
             AbortsIncompatible,
             C::INCOMPATIBLE,
-            "peer aborted the session: incompatible (3)",
+            "the peer does not speak protocol version 2 (it may run an older blindmatch)",
             Closes,
         ),
         case(
@@ -157,11 +161,12 @@ fn cases() -> Vec<Case> {
             "transcript hash mismatch",
             Aborts,
         ),
+        // The server, running another mode, refuses our answers to its rounds first.
         case(
             AcceptForAnotherMode,
-            C::FINISH_MISMATCH,
-            "transcript hash mismatch",
-            Aborts,
+            C::PROTOCOL_VIOLATION,
+            "peer aborted the session: protocol-violation (2)",
+            Closes,
         ),
         case(
             AcceptOnAnotherChannel,
@@ -183,34 +188,31 @@ fn cases() -> Vec<Case> {
             "identity point",
             Aborts,
         ),
-        case(
-            ReflectsPointsAsBlinded,
-            C::BAD_POINTS,
-            "peer reflected our own blinded points back",
-            Aborts,
-        ),
+        // Our own round reflected as the server's fits the schedule and gains it
+        // nothing: it never answers ours, and the session ends at the idle timeout.
+        idle_case(ReflectsPointsAsBlinded),
         case(
             ReflectsPointsAsReblinded,
-            C::BAD_POINTS,
-            "peer returned our points without re-blinding them",
+            C::BAD_PROOF,
+            "the peer's proof of re-blinding does not verify",
             Aborts,
         ),
         case(
             MoreReblindedThanSent,
-            C::LIMIT_EXCEEDED,
-            "peer sent more than the 30 points it declared",
+            C::PROTOCOL_VIOLATION,
+            "round 0 carried 31 points where the schedule gives it 30",
             Aborts,
         ),
         case(
             FewerReblindedThenFinish,
             C::PROTOCOL_VIOLATION,
-            "peer finished after 29 of the 30 points it declared",
+            "round 0 carried 29 points where the schedule gives it 30",
             Aborts,
         ),
         case(
             MoreBlindedThanAccepted,
-            C::LIMIT_EXCEEDED,
-            "peer sent more than the 35 points it declared",
+            C::PROTOCOL_VIOLATION,
+            "round 0 carried 40 points where the schedule gives it 35",
             Aborts,
         ),
         case(
@@ -272,6 +274,43 @@ fn cases() -> Vec<Case> {
             C::PEER_GONE,
             "it ended the session stream before the session finished",
             Aborts,
+        ),
+        // A peer after a false result: each is refused before a forged value is used.
+        case(
+            FabricatedMatches,
+            C::BAD_PROOF,
+            "the peer's proof of re-blinding does not verify",
+            Aborts,
+        ),
+        case(
+            SwappedAnswers,
+            C::BAD_PROOF,
+            "the peer's proof of re-blinding does not verify",
+            Aborts,
+        ),
+        case(
+            KeySwitchedAnswers,
+            C::BAD_PROOF,
+            "the peer's proof of re-blinding does not verify",
+            Aborts,
+        ),
+        case(
+            ForgedReceipt,
+            C::BAD_RECEIPT,
+            "the peer's session receipt is not valid: it describes another session",
+            Aborts,
+        ),
+        case(
+            ReceiptUnderAnotherKey,
+            C::BAD_RECEIPT,
+            "signed by another audit key than the one pinned for this peer",
+            Aborts,
+        ),
+        case(
+            AbortsAfterLearning,
+            C::CANCELLED,
+            "peer aborted the session: cancelled (7)",
+            Closes,
         ),
     ]
 }
@@ -446,6 +485,12 @@ impl Fixture {
         let label = name(attack);
         let _ = blindmatch_node::admin::remove_peer(&self.crm.dir, &label);
         pin(&self.crm, &label, server.fingerprint, server.addr, &[]);
+        // Its audit key pinned, so that a receipt under another key is refused.
+        let mut config = NodeConfig::load(&self.crm.dir).expect("node.toml");
+        let peer = config.peer_mut(&label).expect("just pinned");
+        let key = ed25519_dalek::SigningKey::from_bytes(&SIGNER_SEED).verifying_key();
+        peer.audit_key = Some(AuditKey(key.to_bytes()));
+        config.save(&self.crm.dir).expect("save node.toml");
         server
     }
 

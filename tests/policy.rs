@@ -20,8 +20,8 @@ use blindmatch_node::matching::{self, MatchRequest, MatchSummary};
 use blindmatch_node::node::{Node, NodeError};
 use blindmatch_protocol::error::CloseCode;
 use blindmatch_protocol::group::hash_identifier;
-use blindmatch_protocol::ident::{IdentKind, KindSet, NORMALISATION_VERSION};
-use blindmatch_protocol::wire::{Hello, Message, OutputMode, PROTOCOL_VERSION};
+use blindmatch_protocol::ident::{IdentKind, KindSet};
+use blindmatch_protocol::wire::{Hello, Message, OutputMode};
 use support::hostile::{HostilePeer, Link};
 use support::*;
 
@@ -331,17 +331,11 @@ async fn raw_session(from: &TestNode, to: &TestNode, addr: std::net::SocketAddr)
 const RAW_WAIT: Duration = Duration::from_secs(10);
 
 fn raw_hello(session_id: [u8; 16], mode: OutputMode, set_size: u64) -> Message {
-    Message::Hello(Hello {
-        version: PROTOCOL_VERSION,
-        normalisation_version: NORMALISATION_VERSION,
-        session_id,
-        dataset: String::new(),
-        purpose: "ABM coverage check".into(),
-        legal_basis: "consent".into(),
-        kinds: KindSet::empty().with(IdentKind::Email),
-        mode,
-        set_size,
-    })
+    let mut hello = Hello::new(session_id, mode, set_size, support::hostile::commitment());
+    hello.purpose = "ABM coverage check".into();
+    hello.legal_basis = "consent".into();
+    hello.kinds = KindSet::empty().with(IdentKind::Email);
+    Message::Hello(hello)
 }
 
 fn points(range: std::ops::Range<u32>) -> Vec<[u8; 32]> {
@@ -370,7 +364,7 @@ async fn points_beyond_the_declared_size_are_cut_off() {
     let mut reblinded = 0;
     while reblinded < 3 {
         match raw.next_message(RAW_WAIT).await {
-            Some(Message::Reblinded(values)) => reblinded += values.len(),
+            Some(Message::Reblinded(values)) => reblinded += values.points.len(),
             Some(_) => {}
             None => panic!("the declared points were not re-blinded"),
         }
@@ -380,7 +374,7 @@ async fn points_beyond_the_declared_size_are_cut_off() {
     let mut abort = None;
     while let Some(message) = raw.next_message(RAW_WAIT).await {
         match message {
-            Message::Reblinded(values) => reblinded += values.len(),
+            Message::Reblinded(values) => reblinded += values.points.len(),
             Message::Abort(code) => {
                 abort = Some(code);
                 break;

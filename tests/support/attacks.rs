@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use blindmatch_protocol::error::CloseCode;
 use blindmatch_protocol::ident::{IdentKind, KindSet, NORMALISATION_VERSION};
-use blindmatch_protocol::session::Session;
+use blindmatch_protocol::session::{Role, Session};
 use blindmatch_protocol::wire::{
-    Accept, DOUBLE_LEN, Finish, Hello, MAX_BATCH_POINTS, MAX_FRAME_LEN, MAX_TEXT_LEN, Message,
-    OutputMode, PROTOCOL_VERSION, Reject, RejectReason,
+    Accept, DatasetRef, Finish, Hello, MAX_BATCH_POINTS, MAX_FRAME_LEN, MAX_TEXT_LEN, Message,
+    OutputMode, PROTOCOL_VERSION, Reblinded, Receipt, Reject, RejectReason,
 };
 
 use super::hostile::{
-    HostilePeer, Link, Reading, Step, email_set, reblinded_one_too_many,
+    HostilePeer, Link, Reading, Step, commitment, email_set, reblinded_one_too_many,
     reblinded_without_reblinding, snake_case,
 };
 
@@ -113,19 +113,11 @@ pub async fn attack(peer: &HostilePeer, link: &mut Link, attack: Attack) {
         UnknownMessageType => link.send_frame(&[0x2a, 1, 2, 3]).await,
         EmptyFrame => link.send_frame(&[]).await,
         BlindedBeforeHello => link.send(&Message::Blinded(vec![[7u8; 32]; 4])).await,
-        FinishFirst => {
-            link.send(&Message::Finish(Finish {
-                transcript: [0; 32],
-                intersection: None,
-            }))
-            .await
-        }
+        FinishFirst => link.send(&finish_of_nothing()).await,
         AcceptFromInitiator => {
-            link.send(&Message::Accept(Accept {
-                set_size: 20,
-                kinds: email_kinds(),
-            }))
-            .await
+            let mut accept = Accept::new(20, commitment());
+            accept.kinds = email_kinds();
+            link.send(&Message::Accept(accept)).await
         }
         GarbageBytes => {
             link.send_raw(b"GET / HTTP/1.1\r\nHost: blindmatch\r\n\r\n")
@@ -270,12 +262,16 @@ pub async fn attack(peer: &HostilePeer, link: &mut Link, attack: Attack) {
             };
             link.send_frame(&raw.frame(link.session_id)).await;
             link.wait_for(is_accept, short).await;
-            link.send(&Message::Reblinded(vec![[3; DOUBLE_LEN]])).await;
+            link.send(&Message::Reblinded(Reblinded {
+                points: vec![commitment()],
+                proof: [0; 64],
+            }))
+            .await;
         }
         FinishWrongTranscript => {
             honest(link, OutputMode::Both, |msg| match msg {
                 Message::Finish(f) => {
-                    let mut f = *f;
+                    let mut f = f.clone();
                     f.transcript[0] ^= 1;
                     Step::Replace(vec![Message::Finish(f).to_frame()])
                 }
@@ -286,7 +282,7 @@ pub async fn attack(peer: &HostilePeer, link: &mut Link, attack: Attack) {
         FinishWrongCount => {
             honest(link, OutputMode::Both, |msg| match msg {
                 Message::Finish(f) => {
-                    let mut f = *f;
+                    let mut f = f.clone();
                     f.intersection = f.intersection.map(|n| n + 1);
                     Step::Replace(vec![Message::Finish(f).to_frame()])
                 }
@@ -390,6 +386,7 @@ struct RawHello {
     kinds: u8,
     mode: u8,
     set_size: u64,
+    commitment: [u8; 32],
     trailing: Vec<u8>,
 }
 
@@ -404,6 +401,7 @@ impl RawHello {
             kinds: email_kinds().bits(),
             mode: OutputMode::Both.code(),
             set_size,
+            commitment: commitment(),
             trailing: Vec::new(),
         }
     }
@@ -423,6 +421,11 @@ impl RawHello {
         out.push(self.kinds);
         out.push(self.mode);
         out.extend_from_slice(&self.set_size.to_be_bytes());
+        out.extend_from_slice(&4096u32.to_be_bytes()); // round size
+        out.push(1); // bundle width
+        out.extend_from_slice(&self.commitment);
+        text(&mut out, b"hostile"); // our own dataset, and its version tag
+        out.extend_from_slice(&[0; 16]);
         out.extend_from_slice(&self.trailing);
         out
     }
@@ -433,10 +436,25 @@ fn email_kinds() -> KindSet {
 }
 
 fn declaring(hello: &Hello, set_size: u64) -> Hello {
-    Hello {
-        set_size,
-        ..hello.clone()
-    }
+    let mut hello = hello.clone();
+    hello.set_size = set_size;
+    hello
+}
+
+/// A `Finish` with an unsigned receipt of nothing.
+fn finish_of_nothing() -> Message {
+    let receipt = Receipt::unsigned(
+        [0; 32],
+        [0; 16],
+        [0; 32],
+        Role::Initiator,
+        [[0; 32], [0; 32]],
+        [DatasetRef::default(), DatasetRef::default()],
+        OutputMode::Both,
+        (0, 0),
+        None,
+    );
+    Message::Finish(Box::new(Finish::new([0; 32], None, receipt)))
 }
 
 fn is_accept(msg: &Message) -> bool {

@@ -21,12 +21,13 @@ use std::time::{Duration, Instant};
 use blindmatch_node::identity::{Fingerprint, NodeIdentity};
 use blindmatch_node::transport::{self, FrameReader, FrameWriter, TransportTuning};
 use blindmatch_protocol::error::CloseCode;
-use blindmatch_protocol::ident::{IdentKind, KindSet, NORMALISATION_VERSION, Normaliser};
+use blindmatch_protocol::ident::{IdentKind, KindSet, Normaliser};
 use blindmatch_protocol::session::{
-    Event, Initiator, InitiatorConfig, PreparedSet, PreparedSetBuilder, Session,
+    Event, Initiator, InitiatorConfig, KeySigner, Parties, PreparedSet, PreparedSetBuilder,
+    Responder, Session,
 };
 use blindmatch_protocol::wire::{
-    DOUBLE_LEN, Hello, MAX_FRAME_LEN, Message, OutputMode, PROTOCOL_VERSION, RejectReason,
+    DatasetRef, Hello, MAX_FRAME_LEN, Message, OutputMode, Reblinded, RejectReason,
 };
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
@@ -159,12 +160,18 @@ impl HostilePeer {
         let binding = transport::channel_binding(&conn).map_err(|e| e.to_string())?;
         let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
         let hooks = conn_hooks!(conn, started);
+        let parties = Parties {
+            own_fingerprint: self.identity.fingerprint().0,
+            peer_fingerprint: fingerprint.0,
+            peer_audit_key: None,
+        };
         let mut link = Link::assemble(
             binding,
             (FrameWriter(send), FrameReader(recv)),
             reading,
             hooks,
             Box::new(client),
+            parties,
         );
         rand::rng().fill_bytes(&mut link.session_id);
         Ok(link)
@@ -236,6 +243,8 @@ pub struct Link {
     pub session_id: [u8; 16],
     /// The TLS exporter value of this connection.
     pub binding: [u8; 32],
+    /// Both ends' fingerprints, as the TLS handshake showed them.
+    pub parties: Parties,
     /// Our sending side of the session stream.
     pub writer: FrameWriter,
     /// The receiving side, when we never read it.
@@ -298,6 +307,7 @@ impl Link {
         reading: Reading,
         hooks: ConnHooks,
         endpoint: Box<dyn Any + Send + Sync>,
+        parties: Parties,
     ) -> Link {
         let (writer, reader) = streams;
         let (frames_tx, frames_rx) = mpsc::unbounded_channel();
@@ -312,6 +322,7 @@ impl Link {
         Link {
             session_id: [0; 16],
             binding,
+            parties,
             writer,
             unread,
             frames: frames_rx,
@@ -327,25 +338,22 @@ impl Link {
 
     /// A valid `Hello` for this link declaring `set_size` email identifiers.
     pub fn hello(&self, set_size: u64) -> Hello {
-        Hello {
-            version: PROTOCOL_VERSION,
-            normalisation_version: NORMALISATION_VERSION,
-            session_id: self.session_id,
-            dataset: String::new(),
-            purpose: "hostile test".into(),
-            legal_basis: "consent".into(),
-            kinds: KindSet::empty().with(IdentKind::Email),
-            mode: OutputMode::Both,
-            set_size,
-        }
+        let mut hello = Hello::new(self.session_id, OutputMode::Both, set_size, commitment());
+        hello.purpose = "hostile test".into();
+        hello.legal_basis = "consent".into();
+        hello.kinds = KindSet::empty().with(IdentKind::Email);
+        hello.own_dataset = DatasetRef::new("hostile", [0; 16]);
+        hello
     }
 
-    /// An honest initiator for this link (its session id and channel binding).
+    /// An honest initiator for this link (its session id, channel binding and parties),
+    /// signing its receipts with the hostile peer's key ([`signer`]).
     pub fn initiator(&self, set: PreparedSet, mode: OutputMode) -> Initiator {
-        let mut config = InitiatorConfig::new(self.session_id, "", "hostile test", mode);
+        let mut config = InitiatorConfig::new(self.session_id, self.binding, self.parties, mode);
+        config.purpose = "hostile test".into();
         config.legal_basis = "consent".into();
-        config.channel_binding = self.binding;
-        Initiator::new(config, set, &mut rand::rng()).expect("initiator")
+        config.own_dataset = DatasetRef::new("hostile", [0; 16]);
+        Initiator::new(config, set, signer(), &mut rand::rng()).expect("initiator")
     }
 
     /// Sends one message as a frame.
@@ -485,7 +493,7 @@ impl Link {
     /// Runs the honest `session` (an initiator, or a responder that has accepted) over
     /// this link, passing every frame it wants to send through `tamper`. Waits at most
     /// `wait` for each frame of the other side.
-    pub async fn drive<S: Session>(
+    pub async fn drive<S: Decides>(
         &mut self,
         initiator: &mut S,
         mut tamper: impl FnMut(&Message) -> Step,
@@ -515,7 +523,11 @@ impl Link {
                 match event {
                     Event::Completed(_) => driven.completed = true,
                     Event::Failed(err) => driven.error = Some(err.to_string()),
-                    _ => {}
+                    other => {
+                        if let Err(err) = initiator.decide(&other) {
+                            driven.error = Some(err.to_string());
+                        }
+                    }
                 }
             }
             if initiator.is_closed() || driven.error.is_some() {
@@ -618,24 +630,60 @@ async fn read_frames(mut reader: FrameReader, tx: mpsc::UnboundedSender<Incoming
     }
 }
 
-/// A `Reblinded` answer to `points` that skips re-blinding: each value is the first
-/// [`DOUBLE_LEN`] bytes of the point as received.
+/// A `Reblinded` answer to `points` that skips re-blinding: the points as received,
+/// with a proof that cannot verify (nobody can prove a key of 1 against a commitment).
 pub fn reblinded_without_reblinding(points: Vec<[u8; 32]>) -> Message {
-    let truncated = |point: &[u8; 32]| {
-        let mut out = [0u8; DOUBLE_LEN];
-        out.copy_from_slice(&point[..DOUBLE_LEN]);
-        out
-    };
-    Message::Reblinded(points.iter().map(truncated).collect())
+    Message::Reblinded(Reblinded {
+        points,
+        proof: [0; 64],
+    })
 }
 
-/// A `Reblinded` answer to `points` with one value more than there were points.
-pub fn reblinded_one_too_many(points: Vec<[u8; 32]>) -> Message {
-    Message::Reblinded(
-        (0..=points.len())
-            .map(|i| [i as u8 ^ 0x5a; DOUBLE_LEN])
-            .collect(),
-    )
+/// A `Reblinded` answer to `points` with one point more than there were.
+pub fn reblinded_one_too_many(mut points: Vec<[u8; 32]>) -> Message {
+    points.push(commitment());
+    Message::Reblinded(Reblinded {
+        points,
+        proof: [0; 64],
+    })
+}
+
+/// A valid point that is no key commitment anyone can prove anything for: what hostile
+/// `Hello`s and `Accept`s announce as their key.
+pub fn commitment() -> [u8; 32] {
+    blindmatch_protocol::group::hash_to_group(b"hostile key", b"hostile test")
+        .compress()
+        .to_bytes()
+}
+
+/// The hostile side's receipt signer: a fixed key, so that a test can pin it.
+pub fn signer() -> Box<dyn blindmatch_protocol::session::ReceiptSigner> {
+    Box::new(KeySigner::from_seed(&SIGNER_SEED))
+}
+
+/// The secret seed of [`signer`]'s key.
+pub const SIGNER_SEED: [u8; 32] = [0x4b; 32];
+
+/// A session the hostile side drives, with the decision it takes on an event that asks
+/// for one: an initiator always confirms; a responder has accepted before driving.
+pub trait Decides: Session {
+    /// Takes the decision `event` asks for.
+    fn decide(&mut self, event: &Event) -> Result<(), blindmatch_protocol::Error>;
+}
+
+impl Decides for Initiator {
+    fn decide(&mut self, event: &Event) -> Result<(), blindmatch_protocol::Error> {
+        match event {
+            Event::Accepted(_) => self.confirm(),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Decides for Responder {
+    fn decide(&mut self, _event: &Event) -> Result<(), blindmatch_protocol::Error> {
+        Ok(())
+    }
 }
 
 /// An attack's name in snake case (`ManyStreams` → `many_streams`), as the

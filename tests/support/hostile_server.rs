@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 
 use blindmatch_node::identity::{Fingerprint, NodeIdentity};
 use blindmatch_node::transport::{self, FrameReader, FrameWriter, PinnedPeers, TransportTuning};
-use blindmatch_protocol::session::{Event, PreparedSet, Responder, ResponderConfig, Session};
-use blindmatch_protocol::wire::{Hello, Message};
+use blindmatch_protocol::session::{
+    Event, Parties, PreparedSet, Responder, ResponderConfig, Session,
+};
+use blindmatch_protocol::wire::{DatasetRef, Hello, Message};
 use tokio::task::JoinHandle;
 
-use super::hostile::{Link, Observed, Reading, conn_hooks};
+use super::hostile::{Link, Observed, Reading, conn_hooks, signer};
 use super::server_attacks::{ServerAttack, perform};
 
 /// Longest the server waits for the initiator to end the session after the attack.
@@ -68,12 +70,18 @@ impl HostileServer {
             let binding = transport::channel_binding(&conn).map_err(|e| e.to_string())?;
             let (send, recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
             let hooks = conn_hooks!(conn, started);
+            let parties = Parties {
+                own_fingerprint: fingerprint.0,
+                peer_fingerprint: initiator.0,
+                peer_audit_key: None,
+            };
             let mut link = Link::assemble(
                 binding,
                 (FrameWriter(send), FrameReader(recv)),
                 Reading::Reads,
                 hooks,
                 Box::new((endpoint, Arc::new(identity))),
+                parties,
             );
             let session_id = perform(&mut link, attack).await;
             let observed = link.observe(true, OBSERVE).await;
@@ -98,12 +106,15 @@ impl HostileServer {
 }
 
 /// An honest responder for the initiator's `hello` (perhaps altered by the attack),
-/// bound to `binding`, that has accepted with `set`.
-pub fn responder(hello: &Hello, binding: [u8; 32], set: PreparedSet) -> Responder {
-    let mut responder = Responder::new(ResponderConfig {
-        channel_binding: binding,
-        ..ResponderConfig::default()
-    });
+/// bound to `binding`, between `parties`, that has accepted with `set`; it signs its
+/// receipts with the hostile side's key ([`signer`]).
+pub fn responder(
+    hello: &Hello,
+    binding: [u8; 32],
+    parties: Parties,
+    set: PreparedSet,
+) -> Responder {
+    let mut responder = Responder::new(ResponderConfig::new(binding, parties), signer());
     responder
         .handle_frame(&Message::Hello(hello.clone()).to_frame())
         .expect("the responder takes the Hello");
@@ -112,7 +123,11 @@ pub fn responder(hello: &Hello, binding: [u8; 32], set: PreparedSet) -> Responde
         "the responder surfaces the Hello"
     );
     responder
-        .accept(set, &mut rand::rng())
+        .accept(
+            set,
+            DatasetRef::new("hostile-kp", [0; 16]),
+            &mut rand::rng(),
+        )
         .expect("the responder accepts");
     responder
 }

@@ -10,14 +10,22 @@
 use std::time::Duration;
 
 use blindmatch_protocol::error::CloseCode;
+use blindmatch_protocol::group::decode_point;
 use blindmatch_protocol::ident::{IdentKind, KindSet};
+use blindmatch_protocol::oprf::PublicKey;
+use blindmatch_protocol::oprf::dleq::generate_proof;
+use blindmatch_protocol::session::Role;
 use blindmatch_protocol::wire::{
-    Accept, Finish, Hello, MAX_FRAME_LEN, Message, OutputMode, PROTOCOL_VERSION, Reject,
-    RejectReason,
+    Accept, DatasetRef, Finish, Hello, MAX_FRAME_LEN, Message, OutputMode, PROTOCOL_VERSION,
+    Reblinded, Receipt, Reject, RejectReason,
 };
+use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
+use curve25519_dalek::scalar::Scalar;
+use ed25519_dalek::Signer;
 
 use super::hostile::{
-    Link, Step, email_set, reblinded_one_too_many, reblinded_without_reblinding, snake_case,
+    Link, Step, commitment, email_set, reblinded_one_too_many, reblinded_without_reblinding,
+    snake_case,
 };
 use super::hostile_server::responder;
 
@@ -79,6 +87,13 @@ pub enum ServerAttack {
     ClosesConnectionMidBatch,
     ResetsStreamMidBatch,
     EndsStreamBeforeFinish,
+    // A peer that wants a false result (zero trust).
+    FabricatedMatches,
+    SwappedAnswers,
+    KeySwitchedAnswers,
+    ForgedReceipt,
+    ReceiptUnderAnotherKey,
+    AbortsAfterLearning,
 }
 
 /// Performs `attack` on `link` once the initiator's `Hello` has arrived; returns that
@@ -98,10 +113,8 @@ pub async fn perform(link: &mut Link, attack: ServerAttack) -> Option<[u8; 16]> 
         }
         SilentAfterHello => {}
         HelloOfAnotherVersion => {
-            let answer = Hello {
-                version: PROTOCOL_VERSION + 1,
-                ..hello.clone()
-            };
+            let mut answer = hello.clone();
+            answer.version = PROTOCOL_VERSION + 1;
             link.send(&Message::Hello(answer)).await;
         }
         AbortsIncompatible => link.send(&Message::Abort(CloseCode::INCOMPATIBLE)).await,
@@ -125,13 +138,7 @@ pub async fn perform(link: &mut Link, attack: ServerAttack) -> Option<[u8; 16]> 
         }
         AbortWithUnknownCode => link.send(&Message::Abort(CloseCode(GARBAGE_CODE))).await,
         BlindedBeforeAccept => link.send(&Message::Blinded(vec![[9u8; 32]; 4])).await,
-        FinishBeforeAccept => {
-            link.send(&Message::Finish(Finish {
-                transcript: [0; 32],
-                intersection: Some(0),
-            }))
-            .await
-        }
+        FinishBeforeAccept => link.send(&finish_of_nothing()).await,
         UnknownMessageType => link.send_frame(&[0x2a, 1, 2, 3]).await,
         EmptyFrame => link.send_frame(&[]).await,
         OversizedFrame => oversized_frame(link).await,
@@ -141,10 +148,8 @@ pub async fn perform(link: &mut Link, attack: ServerAttack) -> Option<[u8; 16]> 
             honest(link, &other, binding, |_| Step::Pass).await;
         }
         AcceptForAnotherMode => {
-            let other = Hello {
-                mode: OutputMode::Cardinality,
-                ..hello.clone()
-            };
+            let mut other = hello.clone();
+            other.mode = OutputMode::Cardinality;
             honest(link, &other, binding, |_| Step::Pass).await;
         }
         // A session relayed from another connection: its channel binding differs.
@@ -177,9 +182,11 @@ pub async fn perform(link: &mut Link, attack: ServerAttack) -> Option<[u8; 16]> 
         }
         FewerReblindedThenFinish => {
             honest(link, &hello, binding, |msg| match msg {
-                Message::Reblinded(values) => Step::Replace(vec![
-                    Message::Reblinded(values[..values.len() - 1].to_vec()).to_frame(),
-                ]),
+                Message::Reblinded(answer) => {
+                    let mut answer = answer.clone();
+                    answer.points.pop();
+                    Step::Replace(vec![Message::Reblinded(answer).to_frame()])
+                }
                 _ => Step::Pass,
             })
             .await
@@ -202,7 +209,7 @@ pub async fn perform(link: &mut Link, attack: ServerAttack) -> Option<[u8; 16]> 
         FinishWrongTranscript => {
             honest(link, &hello, binding, |msg| match msg {
                 Message::Finish(f) => {
-                    let mut f = *f;
+                    let mut f = f.clone();
                     f.transcript[0] ^= 1;
                     Step::Replace(vec![Message::Finish(f).to_frame()])
                 }
@@ -213,7 +220,7 @@ pub async fn perform(link: &mut Link, attack: ServerAttack) -> Option<[u8; 16]> 
         FinishWrongCount => {
             honest(link, &hello, binding, |msg| match msg {
                 Message::Finish(f) => {
-                    let mut f = *f;
+                    let mut f = f.clone();
                     f.intersection = f.intersection.map(|n| n + 1);
                     Step::Replace(vec![Message::Finish(f).to_frame()])
                 }
@@ -224,7 +231,7 @@ pub async fn perform(link: &mut Link, attack: ServerAttack) -> Option<[u8; 16]> 
         FinishWithoutCount => {
             honest(link, &hello, binding, |msg| match msg {
                 Message::Finish(f) => {
-                    let mut f = *f;
+                    let mut f = f.clone();
                     f.intersection = None;
                     Step::Replace(vec![Message::Finish(f).to_frame()])
                 }
@@ -259,8 +266,136 @@ pub async fn perform(link: &mut Link, attack: ServerAttack) -> Option<[u8; 16]> 
             .await;
             link.finish();
         }
+        FabricatedMatches => fabricate_matches(link, &hello).await,
+        SwappedAnswers => {
+            honest(link, &hello, binding, |msg| match msg {
+                Message::Reblinded(answer) => {
+                    let mut answer = answer.clone();
+                    answer.points.swap(0, 1);
+                    Step::Replace(vec![Message::Reblinded(answer).to_frame()])
+                }
+                _ => Step::Pass,
+            })
+            .await
+        }
+        KeySwitchedAnswers => {
+            honest(link, &hello, binding, |msg| match msg {
+                Message::Reblinded(answer) => {
+                    Step::Replace(vec![Message::Reblinded(switch_key(answer)).to_frame()])
+                }
+                _ => Step::Pass,
+            })
+            .await
+        }
+        ForgedReceipt => {
+            honest(link, &hello, binding, |msg| match msg {
+                Message::Finish(f) => {
+                    let mut f = f.clone();
+                    f.receipt.responder_dataset.name = "kp-premium".into();
+                    Step::Replace(vec![Message::Finish(f).to_frame()])
+                }
+                _ => Step::Pass,
+            })
+            .await
+        }
+        ReceiptUnderAnotherKey => {
+            honest(link, &hello, binding, |msg| match msg {
+                Message::Finish(f) => {
+                    let mut f = f.clone();
+                    let key = ed25519_dalek::SigningKey::from_bytes(&[0x77; 32]);
+                    f.receipt.signer_key = key.verifying_key().to_bytes();
+                    f.receipt.signature = key.sign(&f.receipt.signed_bytes()).to_bytes();
+                    Step::Replace(vec![Message::Finish(f).to_frame()])
+                }
+                _ => Step::Pass,
+            })
+            .await
+        }
+        AbortsAfterLearning => {
+            // Takes the initiator's first answer, then leaves without answering.
+            honest(link, &hello, binding, |msg| match msg {
+                Message::Reblinded(_) => {
+                    Step::Stop(vec![Message::Abort(CloseCode::CANCELLED).to_frame()])
+                }
+                _ => Step::Pass,
+            })
+            .await
+        }
     }
     Some(hello.session_id)
+}
+
+/// The fabricated-match attack: `Accept` commits to the key `r·a` (from the initiator's
+/// own commitment `a·G`), each round of ours is `r·(the initiator's round)`, and our
+/// answers are the initiator's own answers to those rounds. The statement each answer
+/// makes is true; only a proof of it is impossible without `a`.
+async fn fabricate_matches(link: &mut Link, hello: &Hello) {
+    let r = Scalar::from(0x5eed_u64);
+    let mut accept = Accept::new(hello.set_size, times(&r, &[hello.key_commitment])[0]);
+    accept.kinds = email_kinds();
+    link.send(&Message::Accept(accept)).await;
+    while let Some(msg) = link.next_message(ANSWER).await {
+        match msg {
+            Message::Blinded(points) => link.send(&Message::Blinded(times(&r, &points))).await,
+            Message::Reblinded(answer) => link.send(&Message::Reblinded(answer)).await,
+            _ => return,
+        }
+    }
+}
+
+/// `s·P` for each point.
+fn times(s: &Scalar, points: &[[u8; 32]]) -> Vec<[u8; 32]> {
+    points
+        .iter()
+        .filter_map(|p| decode_point(p).ok())
+        .map(|p| (s * p).compress().to_bytes())
+        .collect()
+}
+
+/// The answer under another key `s·b`, with a valid proof for the key `s` between the
+/// honest answer and it: true of some key, just not of the committed one.
+fn switch_key(answer: &Reblinded) -> Reblinded {
+    let s = Scalar::from(77u64);
+    let switched = times(&s, &answer.points);
+    let c: Vec<_> = answer
+        .points
+        .iter()
+        .filter_map(|p| decode_point(p).ok())
+        .collect();
+    let proof = PublicKey::from_point(s * RISTRETTO_BASEPOINT_POINT)
+        .and_then(|pk| {
+            generate_proof(
+                b"blindmatch-v2-reblind-ristretto255-SHA512",
+                &s,
+                &pk,
+                &c,
+                &answer.points,
+                &switched,
+                &Scalar::from(5u64),
+            )
+        })
+        .map(|p| p.to_bytes())
+        .unwrap_or([0; 64]);
+    Reblinded {
+        points: switched,
+        proof,
+    }
+}
+
+/// A `Finish` with an unsigned receipt of nothing.
+fn finish_of_nothing() -> Message {
+    let receipt = Receipt::unsigned(
+        [0; 32],
+        [0; 16],
+        [0; 32],
+        Role::Responder,
+        [[0; 32], [0; 32]],
+        [DatasetRef::default(), DatasetRef::default()],
+        OutputMode::Both,
+        (0, 0),
+        Some(0),
+    );
+    Message::Finish(Box::new(Finish::new([0; 32], Some(0), receipt)))
 }
 
 /// The attack's name in snake case, as `HOSTILE_SERVER_CASE` takes it.
@@ -278,7 +413,8 @@ async fn honest(
     binding: [u8; 32],
     mut tamper: impl FnMut(&Message) -> Step,
 ) {
-    let mut session = responder(hello, binding, email_set(SERVER_FIRST, SERVER_SET));
+    let parties = link.parties;
+    let mut session = responder(hello, binding, parties, email_set(SERVER_FIRST, SERVER_SET));
     link.drive(
         &mut session,
         |msg| match (tamper(msg), msg) {
@@ -318,10 +454,10 @@ async fn first_point(link: &mut Link, hello: &Hello, point: [u8; 32]) {
 }
 
 fn accept(set_size: u64) -> Message {
-    Message::Accept(Accept {
-        set_size,
-        kinds: email_kinds(),
-    })
+    let mut accept = Accept::new(set_size, commitment());
+    accept.kinds = email_kinds();
+    accept.dataset = DatasetRef::new("hostile-kp", [0; 16]);
+    Message::Accept(accept)
 }
 
 /// An `Accept` frame encoded by hand, so that its fields can be out of range.
@@ -329,6 +465,10 @@ fn raw_accept(set_size: u64, kinds: u8) -> Vec<u8> {
     let mut frame = vec![2];
     frame.extend_from_slice(&set_size.to_be_bytes());
     frame.push(kinds);
+    frame.push(1); // bundle width
+    frame.extend_from_slice(&commitment());
+    frame.extend_from_slice(&[0, 0]); // dataset name: empty
+    frame.extend_from_slice(&[0; 16]); // and its version tag
     frame
 }
 

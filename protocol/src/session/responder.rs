@@ -317,7 +317,13 @@ impl Session for Responder {
         matches!(self.state, State::ExpectDecision(_))
     }
 
+    /// Before a `Hello` there is no session to abort: the state closes and no frame is
+    /// owed (the caller closes the connection with the code).
     fn abort(&mut self, code: CloseCode) -> Option<Vec<u8>> {
+        if matches!(self.state, State::ExpectHello(_)) {
+            self.state = State::Closed(Progress::default());
+            return None;
+        }
         Queues::abort(&mut self.state, code)
     }
 }
