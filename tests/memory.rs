@@ -205,10 +205,13 @@ async fn declared_set_beyond_the_cap_is_refused_before_any_allocation() {
 
     // Above what the protocol can describe at all: an invalid message.
     let mut link = fx.hostile.connect().await.expect("connect");
-    // The set size is the last field of a Hello.
-    let mut frame = Message::Hello(link.hello(0)).to_frame();
-    let len = frame.len();
-    frame[len - 8..].copy_from_slice(&(u64::from(u32::MAX) + 1).to_be_bytes());
+    // After the set size come the round size (4), bundle width (1), key commitment (32)
+    // and the initiator's dataset (its name, length-prefixed, and a 16-byte version tag).
+    let hello = link.hello(0);
+    let tail = 4 + 1 + 32 + 2 + hello.own_dataset.name.len() + 16;
+    let mut frame = Message::Hello(hello).to_frame();
+    let at = frame.len() - tail - 8;
+    frame[at..at + 8].copy_from_slice(&(u64::from(u32::MAX) + 1).to_be_bytes());
     link.send_frame(&frame).await;
     let seen = link.observe(false, Duration::from_secs(5)).await;
     assert_eq!(seen.abort, Some(CloseCode::INVALID_MESSAGE), "{seen:?}");

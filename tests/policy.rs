@@ -513,10 +513,11 @@ async fn concurrent_sessions_per_peer_are_capped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disclosure_threshold_withholds_small_intersections() {
-    // 4 identifiers in common with acme, 2 with beta.
-    let f = fixture(|p| p.policy.disclosure_threshold = Some(4));
+    // 4 identifiers (3 records: p1, p2, p3) in common with acme, 2 with beta; the
+    // threshold counts records, the figure people read.
+    let f = fixture(|p| p.policy.disclosure_threshold = Some(3));
     let text = refused(&f.acme, ASK, "mode-not-allowed").await;
-    assert!(text.contains("at least 4"), "{text}");
+    assert!(text.contains("at least 3"), "{text}");
     refused(
         &f.acme,
         Ask {
@@ -534,7 +535,7 @@ async fn disclosure_threshold_withholds_small_intersections() {
     completes(&f.beta, responder).await;
     assert!(
         responder_results(&f.vendor).is_empty(),
-        "2 matches are below the threshold: no records kept"
+        "2 matched records are below the threshold: none kept"
     );
     completes(
         &f.acme,
@@ -545,7 +546,7 @@ async fn disclosure_threshold_withholds_small_intersections() {
     )
     .await;
     let files = responder_results(&f.vendor);
-    assert_eq!(files.len(), 1, "4 matches reach the threshold");
+    assert_eq!(files.len(), 1, "3 matched records reach the threshold");
     assert_eq!(result_ids(&files[0]), ids(&["p1", "p2", "p3"]));
     let counts: Vec<_> = audit_records(&f.vendor, "session_completed")
         .iter()
@@ -555,6 +556,15 @@ async fn disclosure_threshold_withholds_small_intersections() {
         counts,
         [Some(2), Some(4)],
         "below `count`, the count is kept"
+    );
+    let records: Vec<_> = audit_records(&f.vendor, "session_completed")
+        .iter()
+        .map(|r| r["matched_records"].as_u64())
+        .collect();
+    assert_eq!(
+        records[1],
+        Some(3),
+        "acme's 4 identifiers are 3 of our records"
     );
     // Cardinality only releases the count, which `count` allows.
     completes(
@@ -568,7 +578,7 @@ async fn disclosure_threshold_withholds_small_intersections() {
     f.stop().await;
 
     let g = fixture(|p| {
-        p.policy.disclosure_threshold = Some(4);
+        p.policy.disclosure_threshold = Some(3);
         p.policy.below_threshold = BelowThreshold::Nothing;
     });
     refused(
@@ -690,7 +700,8 @@ async fn policy_check_prints_the_effective_policy() {
         "Peer `acme`",
         "only `ABM coverage check`",
         "at most 50000 identifiers per session",
-        "100 identifiers per rolling 24 hours (7 used)",
+        // The cardinality session charged its padded record bundles.
+        "100 identifiers per rolling 24 hours (12 used)",
         "at most 4 per rolling hour (1 in the last hour)",
         "; both, initiator refused because of the disclosure threshold",
         "Peer `beta`",

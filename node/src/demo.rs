@@ -191,6 +191,11 @@ async fn run_in(root: &Path, args: &DemoArgs, quiet: bool) -> anyhow::Result<Str
         "expected one session in both logs, found {}",
         cross.compared.len()
     );
+    ensure!(
+        cross.receipts_checked == 2,
+        "expected both receipts checked, found {}",
+        cross.receipts_checked
+    );
 
     Ok(format!(
         "\nblindmatch demo — two nodes, real QUIC + mutual TLS on loopback\n\
@@ -203,6 +208,7 @@ async fn run_in(root: &Path, args: &DemoArgs, quiet: bool) -> anyhow::Result<Str
          check    crm matched {} records, provider {} records: both equal the known answer\n\
          audit    crm log {} records, provider log {} records: signatures and hash chains verified\n\
          cross    both logs agree on session {} (purpose, mode, sizes, matches, transcript)\n\
+         receipts each log holds the other node's signed receipt: {} verified against the other log\n\
          cpu      {}\n\
          total    {:.1} s\n",
         crm_import.0,
@@ -218,6 +224,7 @@ async fn run_in(root: &Path, args: &DemoArgs, quiet: bool) -> anyhow::Result<Str
         crm_log.0,
         provider_log.0,
         summary.session_id,
+        cross.receipts_checked,
         blindmatch_protocol::group::CurveBackend::describe(),
         started.elapsed().as_secs_f64()
     ))

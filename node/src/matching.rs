@@ -47,12 +47,18 @@ pub struct MatchSummary {
     pub our_size: u64,
     /// Our record count.
     pub our_records: usize,
-    /// Their set size.
+    /// Their set size: distinct identifiers, or in `cardinality` mode record bundles
+    /// times their padded width.
     pub their_size: u64,
-    /// Intersection size, if our mode lets us know it.
+    /// The output mode.
+    pub mode: OutputMode,
+    /// Distinct identifiers in the intersection, if our mode lets us know it.
     pub intersection: Option<u64>,
-    /// Matched records, if our mode lets us know them.
-    pub matched_records: Option<usize>,
+    /// Our records (contacts) matched, if our mode lets us know the count: the figure
+    /// people read.
+    pub matched_records: Option<u64>,
+    /// The peer's receipt verified under its audit key (hex).
+    pub peer_audit_key: String,
     /// Where the result file was written.
     pub out: Option<PathBuf>,
     /// Wall time of the session (excluding loading the dataset).
@@ -73,10 +79,36 @@ impl std::fmt::Display for MatchSummary {
             "our set     {} identifiers ({} records)",
             self.our_size, self.our_records
         )?;
-        writeln!(f, "their set   {} identifiers", self.their_size)?;
-        match (self.intersection, self.matched_records) {
-            (Some(n), Some(r)) => writeln!(f, "matches     {n} identifiers, {r} of our records")?,
-            (Some(n), None) => writeln!(f, "matches     {n} identifiers (count only)")?,
+        if self.mode == OutputMode::Cardinality {
+            writeln!(
+                f,
+                "their set   {} elements (one bundle per record, padded)",
+                self.their_size
+            )?;
+        } else {
+            writeln!(f, "their set   {} identifiers", self.their_size)?;
+        }
+        let rate = |records: u64| {
+            if self.our_records == 0 {
+                0.0
+            } else {
+                records as f64 * 100.0 / self.our_records as f64
+            }
+        };
+        match (self.matched_records, self.intersection) {
+            (Some(r), Some(n)) => {
+                let only = if self.mode == OutputMode::Cardinality {
+                    " (count only)"
+                } else {
+                    ""
+                };
+                writeln!(
+                    f,
+                    "matches     {r} of our {} records ({:.1}%), {n} identifiers{only}",
+                    self.our_records,
+                    rate(r)
+                )?;
+            }
             _ => writeln!(f, "matches     not disclosed to us in this mode")?,
         }
         if let Some(out) = &self.out {
@@ -89,7 +121,12 @@ impl std::fmt::Display for MatchSummary {
             self.bytes_sent as f64 / 1e6,
             self.bytes_received as f64 / 1e6
         )?;
-        write!(f, "transcript  {}", self.transcript_hash)
+        writeln!(f, "transcript  {}", self.transcript_hash)?;
+        write!(
+            f,
+            "receipt     signed by the peer, verified (audit key {})",
+            self.peer_audit_key
+        )
     }
 }
 
@@ -245,7 +282,9 @@ pub async fn run(
         our_records: record_ids.len(),
         their_size: outcome.peer_set_size,
         intersection: outcome.intersection_size,
-        matched_records: outcome.matches.as_ref().map(Vec::len),
+        mode: outcome.mode,
+        matched_records: outcome.matched_record_count,
+        peer_audit_key: hex::encode(outcome.peer_receipt.signer_key),
         out,
         duration: started.elapsed(),
         bytes_sent: report.bytes_sent,

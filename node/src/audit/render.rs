@@ -135,8 +135,22 @@ pub(super) fn print_cross_check(out: &mut dyn Write, r: &CrossCheckReport) -> an
                 "  MISSING from {other}: session {} ({} at {}, peer {})",
                 s.session_id, s.outcome, s.ts, s.peer_name
             )?;
+            if s.signed_by_peer {
+                writeln!(
+                    out,
+                    "    {label} holds {other}'s signed receipt of this session: {other} took part and dropped it from its log"
+                )?;
+            }
+            for problem in &s.receipt_problems {
+                writeln!(out, "    {problem}")?;
+            }
         }
     }
+    writeln!(
+        out,
+        "signed receipts checked against the other log: {} (signature, audit key, transcript, log head)",
+        r.receipts_checked
+    )?;
     writeln!(
         out,
         "sessions with third parties (not expected in the other log): A {}, B {}",

@@ -243,10 +243,10 @@ fn peer_section(
                 "no threshold: every intersection is disclosed as the mode allows".to_owned()
             }
             (Some(t), BelowThreshold::Count) => format!(
-                "this node keeps matched records only when at least {t} identifiers match; below that only the count"
+                "this node keeps matched records only when at least {t} of its records match; below that only the count"
             ),
             (Some(t), BelowThreshold::Nothing) => format!(
-                "this node keeps matched records only when at least {t} identifiers match; below that nothing, not even the count"
+                "this node keeps matched records only when at least {t} of its records match; below that nothing, not even the count"
             ),
         },
     );

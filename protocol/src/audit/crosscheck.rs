@@ -12,17 +12,40 @@
 //! Sessions that one log records with the other node as peer but the other log lacks are
 //! listed too: a node that drops a session from its log shows up there.
 //!
+//! **Receipts.** A completed session's record holds the receipt the peer signed
+//! ([`super::receipts`]). Each is checked against the other log: signed by that node's
+//! audit key (from its `node_initialised` record), over the transcript that node recorded,
+//! and naming a log head that the other log still holds, with the same hash. A node that
+//! rewrote or truncated its log after signing is caught from its peer's log, even when
+//! the session itself is gone from its own.
+//!
 //! Cross-checking reads records as they are: verify both logs first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::event::{AuditEvent, SessionFacts};
-use super::record::{Record, Timestamp};
+use super::receipts;
+use super::record::{Record, RecordHash, Timestamp};
 
 /// Compares the sessions of two logs; see the module documentation.
 pub fn cross_check(log_a: &[Record], log_b: &[Record]) -> CrossCheckReport {
     let (node_a, sessions_a) = index(log_a);
     let (node_b, sessions_b) = index(log_b);
+    let hashes = |log: &[Record]| -> HashMap<u64, RecordHash> {
+        log.iter().map(|r| (r.seq, r.hash)).collect()
+    };
+    let (side_a, side_b) = (
+        Side {
+            name: "A",
+            node: node_a.as_ref(),
+            hashes: hashes(log_a),
+        },
+        Side {
+            name: "B",
+            node: node_b.as_ref(),
+            hashes: hashes(log_b),
+        },
+    );
     let mut report = CrossCheckReport {
         node_a: node_a.clone(),
         node_b: node_b.clone(),
@@ -31,16 +54,30 @@ pub fn cross_check(log_a: &[Record], log_b: &[Record]) -> CrossCheckReport {
         only_in_b: Vec::new(),
         other_peers_a: 0,
         other_peers_b: 0,
+        receipts_checked: 0,
     };
     for (id, a) in &sessions_a {
         match sessions_b.get(id) {
-            Some(b) => report.compared.push(SessionComparison {
-                session_id: id.clone(),
-                outcome_a: a.outcome.clone(),
-                outcome_b: b.outcome.clone(),
-                disagreements: compare(a, b),
-            }),
-            None if involves(a, node_b.as_ref()) => report.only_in_a.push(a.summary(id)),
+            Some(b) => {
+                let mut disagreements = compare(a, b);
+                for (holder, signer, facts) in [(a, &side_b, &b.facts), (b, &side_a, &a.facts)] {
+                    if let Some(found) = check_receipt(holder, signer, Some(facts)) {
+                        disagreements.extend(found);
+                        report.receipts_checked += 1;
+                    }
+                }
+                report.compared.push(SessionComparison {
+                    session_id: id.clone(),
+                    outcome_a: a.outcome.clone(),
+                    outcome_b: b.outcome.clone(),
+                    disagreements,
+                });
+            }
+            None if involves(a, node_b.as_ref()) => {
+                report
+                    .only_in_a
+                    .push(summary(id, a, &side_b, &mut report.receipts_checked));
+            }
             None => report.other_peers_a += 1,
         }
     }
@@ -49,12 +86,105 @@ pub fn cross_check(log_a: &[Record], log_b: &[Record]) -> CrossCheckReport {
             continue;
         }
         if involves(b, node_a.as_ref()) {
-            report.only_in_b.push(b.summary(id));
+            report
+                .only_in_b
+                .push(summary(id, b, &side_a, &mut report.receipts_checked));
         } else {
             report.other_peers_b += 1;
         }
     }
     report
+}
+
+/// One log, as the other's receipts are checked against it.
+struct Side<'a> {
+    name: &'static str,
+    node: Option<&'a NodeIdentity>,
+    hashes: HashMap<u64, RecordHash>,
+}
+
+/// A session one log lacks, with what the other log's receipt says about it.
+fn summary(id: &str, entry: &Entry, signer: &Side<'_>, checked: &mut u64) -> SessionSummary {
+    let mut summary = entry.summary(id);
+    if let Some(found) = check_receipt(entry, signer, None) {
+        *checked += 1;
+        summary.signed_by_peer = true;
+        summary.receipt_problems = found
+            .into_iter()
+            .map(|d| format!("{}: {}", d.field, d.b))
+            .collect();
+    }
+    summary
+}
+
+/// Checks the receipt `holder` stores, signed by `signer`'s node, against `signer`'s log
+/// (and its record of the session, when it has one). `None` when there is no receipt.
+fn check_receipt(
+    holder: &Entry,
+    signer: &Side<'_>,
+    signer_facts: Option<&SessionFacts>,
+) -> Option<Vec<Disagreement>> {
+    let text = holder.facts.peer_receipt.as_ref()?;
+    let field = |what: &str| format!("receipt signed by {} ({what})", signer.name);
+    let mut out = Vec::new();
+    let receipt = match receipts::decode(text) {
+        Ok(receipt) => receipt,
+        Err(err) => {
+            out.push(Disagreement {
+                field: field("decoding"),
+                a: "stored".into(),
+                b: err.to_string(),
+            });
+            return Some(out);
+        }
+    };
+    let signer_key = hex::encode(receipt.signer_key);
+    if let Some(node) = signer.node
+        && !node.audit_key.eq_ignore_ascii_case(&signer_key)
+    {
+        out.push(Disagreement {
+            field: field("audit key"),
+            a: signer_key.clone(),
+            b: format!("its log's audit key is {}", node.audit_key),
+        });
+    }
+    if !receipt.signature_valid() {
+        out.push(Disagreement {
+            field: field("signature"),
+            a: "stored".into(),
+            b: "does not verify".into(),
+        });
+    }
+    let head = receipt.log_head;
+    match signer.hashes.get(&head.seq) {
+        Some(hash) if hash.0 == head.hash => {}
+        Some(hash) => out.push(Disagreement {
+            field: field(&format!("log head, record {}", head.seq)),
+            a: hex::encode(head.hash),
+            b: format!(
+                "its log holds {} there: rewritten after it signed",
+                hex::encode(hash.0)
+            ),
+        }),
+        None => out.push(Disagreement {
+            field: field(&format!("log head, record {}", head.seq)),
+            a: hex::encode(head.hash),
+            b: "its log no longer reaches that record: truncated after it signed".into(),
+        }),
+    }
+    if let Some(facts) = signer_facts
+        && facts.transcript_hash.as_deref() != Some(hex::encode(receipt.transcript).as_str())
+    {
+        out.push(Disagreement {
+            field: field("transcript"),
+            a: hex::encode(receipt.transcript),
+            b: facts
+                .transcript_hash
+                .clone()
+                .unwrap_or_else(|| "(none)".into()),
+        });
+    }
+    Some(out)
 }
 
 /// The outcome of [`cross_check`].
@@ -74,6 +204,8 @@ pub struct CrossCheckReport {
     pub other_peers_a: u64,
     /// Sessions in B with third parties.
     pub other_peers_b: u64,
+    /// Peers' receipts checked against the other log.
+    pub receipts_checked: u64,
 }
 
 impl CrossCheckReport {
@@ -97,6 +229,8 @@ pub struct NodeIdentity {
     pub name: String,
     /// Certificate fingerprint.
     pub fingerprint: String,
+    /// Audit public key (hex).
+    pub audit_key: String,
 }
 
 /// One session found in both logs.
@@ -136,6 +270,11 @@ pub struct SessionSummary {
     pub peer_name: String,
     /// The peer's fingerprint.
     pub peer_fingerprint: String,
+    /// The log holds a receipt of it signed by the other node: proof that the other node
+    /// took part, whose log lacks the session.
+    pub signed_by_peer: bool,
+    /// What did not check out in that receipt against the other log.
+    pub receipt_problems: Vec<String>,
 }
 
 struct Entry {
@@ -153,6 +292,8 @@ impl Entry {
             ts: self.ts.clone(),
             peer_name: self.facts.peer_name.clone(),
             peer_fingerprint: self.facts.peer_fingerprint.clone(),
+            signed_by_peer: false,
+            receipt_problems: Vec::new(),
         }
     }
 }
@@ -165,12 +306,15 @@ fn index(records: &[Record]) -> (Option<NodeIdentity>, BTreeMap<String, Entry>) 
             continue;
         };
         if let AuditEvent::NodeInitialised {
-            name, fingerprint, ..
+            name,
+            fingerprint,
+            audit_key,
         } = &event
         {
             node = Some(NodeIdentity {
                 name: name.clone(),
                 fingerprint: fingerprint.clone(),
+                audit_key: audit_key.clone(),
             });
         }
         let Some(facts) = event.session() else {
@@ -242,6 +386,26 @@ fn compare(a: &Entry, b: &Entry) -> Vec<Disagreement> {
         fb.our_fingerprint.clone(),
     );
     differ("dataset", fa.dataset.clone(), fb.dataset.clone());
+    let shown = |d: &Option<super::event::DatasetVersion>| {
+        d.as_ref().map_or_else(
+            || "(none)".to_owned(),
+            |d| format!("{} @ {}", d.name, d.version),
+        )
+    };
+    if fa.our_dataset.is_some() && fb.peer_dataset.is_some() {
+        differ(
+            "our_dataset (A) / peer_dataset (B)",
+            shown(&fa.our_dataset),
+            shown(&fb.peer_dataset),
+        );
+    }
+    if fa.peer_dataset.is_some() && fb.our_dataset.is_some() {
+        differ(
+            "peer_dataset (A) / our_dataset (B)",
+            shown(&fa.peer_dataset),
+            shown(&fb.our_dataset),
+        );
+    }
     differ("purpose", fa.purpose.clone(), fb.purpose.clone());
     differ(
         "legal_basis",

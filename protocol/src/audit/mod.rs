@@ -14,12 +14,14 @@
 //!   identifier, hash of one, blinded point or secret has a field here;
 //! * [`chain`] — sealing events into records, standalone checkpoints;
 //! * [`verify`] — the verifier;
-//! * [`crosscheck`] — comparing two nodes' logs of the same sessions.
+//! * [`crosscheck`] — comparing two nodes' logs of the same sessions;
+//! * [`receipts`] — the peers' signed session receipts a log stores.
 
 pub mod canonical;
 pub mod chain;
 pub mod crosscheck;
 pub mod event;
+pub mod receipts;
 pub mod record;
 pub mod verify;
 

@@ -1151,3 +1151,5 @@ proptest::proptest! {
         proptest::prop_assert!(verify_log_bytes(&bytes, &with_key(&a.key)).is_err());
     }
 }
+
+mod receipts;

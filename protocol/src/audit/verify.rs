@@ -13,7 +13,7 @@
 //! same sessions with [`super::crosscheck`] catches a node whose story differs from its
 //! peer's.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -131,6 +131,8 @@ pub struct VerifyReport {
     pub sessions_refused: u64,
     /// `checkpoint` records inside the log.
     pub checkpoints: u64,
+    /// Peers' signed session receipts checked (signature, pinned key, session).
+    pub receipts: u64,
     /// Records whose type this version does not know (written by a newer node); their
     /// integrity is verified, their meaning is not.
     pub unknown_types: u64,
@@ -196,6 +198,9 @@ pub enum FaultKind {
     /// The signature does not verify.
     #[error("signature does not verify under the audit key {0}")]
     BadSignature(String),
+    /// A completed session's stored peer receipt does not check out.
+    #[error("the peer's session receipt stored in this record is not valid: {0}")]
+    BadReceipt(String),
     /// The first record is not `node_initialised`.
     #[error("the first record must be node_initialised, found {0}")]
     NotInitialised(String),
@@ -308,6 +313,9 @@ pub struct LogVerifier {
     aborted: u64,
     refused: u64,
     checkpoints: u64,
+    receipts: u64,
+    /// Audit keys the log pinned, by peer fingerprint.
+    pinned_keys: HashMap<String, String>,
     unknown_types: u64,
     clock_regressions: u64,
     head_sig: Option<(u64, RecordHash, [u8; 64])>,
@@ -329,6 +337,8 @@ impl LogVerifier {
             aborted: 0,
             refused: 0,
             checkpoints: 0,
+            receipts: 0,
+            pinned_keys: HashMap::new(),
             unknown_types: 0,
             clock_regressions: 0,
             head_sig: None,
@@ -432,7 +442,30 @@ impl LogVerifier {
                 }
                 self.checkpoints += 1;
             }
-            Some(AuditEvent::SessionCompleted(_)) => self.completed += 1,
+            Some(AuditEvent::SessionCompleted(facts)) => {
+                self.completed += 1;
+                let pinned = self.pinned_keys.get(&facts.peer_fingerprint);
+                match super::receipts::check_peer_receipt(facts, pinned.map(String::as_str)) {
+                    Ok(Some(_)) => self.receipts += 1,
+                    Ok(None) => {}
+                    Err(err) => return Err(fault(FaultKind::BadReceipt(err.to_string()))),
+                }
+            }
+            Some(AuditEvent::PeerAdded {
+                fingerprint,
+                audit_key: Some(key),
+                ..
+            })
+            | Some(AuditEvent::PeerAuditKeyPinned {
+                fingerprint,
+                audit_key: key,
+                ..
+            }) => {
+                self.pinned_keys.insert(fingerprint.clone(), key.clone());
+            }
+            Some(AuditEvent::PeerRemoved { fingerprint, .. }) => {
+                self.pinned_keys.remove(fingerprint);
+            }
             Some(AuditEvent::SessionAborted { .. }) => self.aborted += 1,
             Some(AuditEvent::SessionRefused { .. }) => self.refused += 1,
             Some(_) => {}
@@ -495,6 +528,7 @@ impl LogVerifier {
             sessions_aborted: self.aborted,
             sessions_refused: self.refused,
             checkpoints: self.checkpoints,
+            receipts: self.receipts,
             unknown_types: self.unknown_types,
             clock_regressions: self.clock_regressions,
             checked_against_checkpoint,
