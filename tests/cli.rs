@@ -156,7 +156,7 @@ fn two_nodes_match_through_the_binary() {
     );
     drop(server);
     assert!(
-        summary.contains("matches     2 identifiers, 2 of our records"),
+        summary.contains("matches     2 of our 4 records (50.0%), 2 identifiers"),
         "{summary}"
     );
     let results = std::fs::read_to_string(&out).expect("results");

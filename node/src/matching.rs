@@ -178,7 +178,7 @@ pub async fn run(
     let initiator = Initiator::new(
         init_config,
         set,
-        NodeSigner::new(Arc::clone(&node)),
+        NodeSigner::boxed(Arc::clone(&node)),
         &mut rand::rng(),
     )
     .map_err(|e| NodeError::Other(format!("cannot start the session: {e}")))?;

@@ -21,7 +21,7 @@ pub struct NodeSigner {
 
 impl NodeSigner {
     /// A signer for `node`.
-    pub fn new(node: Arc<Node>) -> Box<dyn ReceiptSigner> {
+    pub fn boxed(node: Arc<Node>) -> Box<dyn ReceiptSigner> {
         Box::new(Self { node })
     }
 }

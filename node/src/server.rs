@@ -230,7 +230,7 @@ async fn serve_session(
     };
     let responder = Responder::new(
         ResponderConfig::new(binding, receipts::parties(node, peer.config)),
-        NodeSigner::new(Arc::clone(node)),
+        NodeSigner::boxed(Arc::clone(node)),
     );
     let mut options = DriverOptions::new(idle);
     options.first_frame_limit = transport::FIRST_FRAME_LIMIT;

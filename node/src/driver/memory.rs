@@ -55,28 +55,23 @@ pub fn duplex(frames: usize) -> ((MemorySource, MemorySink), (MemorySource, Memo
 }
 
 impl FrameSource for MemorySource {
-    fn read_frame(
-        &mut self,
-        max_len: usize,
-    ) -> impl Future<Output = Result<Option<Vec<u8>>, TransportError>> + Send {
-        async move {
-            if self.ended {
-                return Ok(None);
+    async fn read_frame(&mut self, max_len: usize) -> Result<Option<Vec<u8>>, TransportError> {
+        if self.ended {
+            return Ok(None);
+        }
+        match self.rx.recv().await {
+            Some(Item::Frame(frame)) if frame.len() > max_len => {
+                Err(TransportError::FrameTooLarge {
+                    len: frame.len() as u64,
+                    max: max_len,
+                })
             }
-            match self.rx.recv().await {
-                Some(Item::Frame(frame)) if frame.len() > max_len => {
-                    Err(TransportError::FrameTooLarge {
-                        len: frame.len() as u64,
-                        max: max_len,
-                    })
-                }
-                Some(Item::Frame(frame)) => Ok(Some(frame)),
-                Some(Item::End) => {
-                    self.ended = true;
-                    Ok(None)
-                }
-                None => Err(TransportError::StreamReset { code: 0 }),
+            Some(Item::Frame(frame)) => Ok(Some(frame)),
+            Some(Item::End) => {
+                self.ended = true;
+                Ok(None)
             }
+            None => Err(TransportError::StreamReset { code: 0 }),
         }
     }
 }

@@ -327,7 +327,7 @@ impl<S: Session + 'static> Driver<S> {
                 match pumped.stop {
                     pump::Stop::Decision(event) => Step::Decide(event),
                     pump::Stop::Over(result) => {
-                        self.result = Some(result);
+                        self.result = Some(*result);
                         Step::Over
                     }
                 }
@@ -352,17 +352,11 @@ impl<S: Session + 'static> Driver<S> {
     /// Runs the session to its end (aborting it as an internal error if it asks for a
     /// decision nobody made), drains what it queued and reports.
     pub async fn finish(mut self) -> RunReport {
-        loop {
-            match self.step().await {
-                Step::Over => break,
-                Step::Decide(_) => {
-                    self.send_abort(CloseCode::INTERNAL).await;
-                    self.result = Some(Err(DriverError::Internal(
-                        "the session asked for a decision nobody made".into(),
-                    )));
-                    break;
-                }
-            }
+        if let Step::Decide(_) = self.step().await {
+            self.send_abort(CloseCode::INTERNAL).await;
+            self.result = Some(Err(DriverError::Internal(
+                "the session asked for a decision nobody made".into(),
+            )));
         }
         self.complete().await
     }

@@ -17,7 +17,7 @@ pub(super) enum Stop {
     /// The session waits for the caller's decision on this event.
     Decision(Event),
     /// The session is over: its outcome, or why there is none.
-    Over(Result<Outcome, DriverError>),
+    Over(Box<Result<Outcome, DriverError>>),
 }
 
 /// What the pump hands back with the session when it stops.
@@ -27,6 +27,9 @@ pub(super) struct Pumped<S> {
     pub out_tx: mpsc::Sender<Vec<u8>>,
     pub stop: Stop,
 }
+
+/// How long frames already sent by a peer that stopped reading are waited for.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the session thread waits for when it has nothing to do.
 enum Wake {
@@ -68,14 +71,14 @@ pub(super) fn pump<S: Session>(
     state.run(&mut session, &mut in_rx, &out_tx, &options, &handle);
     let stop = match state.decision.take() {
         Some(event) if state.failure.is_none() => Stop::Decision(event),
-        _ => Stop::Over(match (state.outcome, state.failure) {
+        _ => Stop::Over(Box::new(match (state.outcome, state.failure) {
             (Some(outcome), None) => Ok(outcome),
             (_, Some(err)) => Err(err),
             (None, None) if session.is_closed() => Err(DriverError::Ended(
                 "the session was ended by this node".into(),
             )),
             (None, None) => Err(DriverError::PeerClosedEarly),
-        }),
+        })),
     };
     Pumped {
         session,
@@ -228,7 +231,20 @@ impl PumpState {
             Wake::Frame(None) => self.on_frame(session, None),
             Wake::Capacity => {}
             Wake::WriterGone => {
-                self.failure.get_or_insert(DriverError::PeerClosedEarly);
+                // The peer stopped reading: it may have ended the session itself (its
+                // `Reject`, `Abort` or `Finish` can still be on the way), so what it sent
+                // is read before the session is judged.
+                let grace = (options.idle_timeout / 2).min(STOP_GRACE);
+                match handle.block_on(tokio::time::timeout(grace, in_rx.recv())) {
+                    Ok(Some(frame)) => {
+                        self.last_heard = Instant::now();
+                        self.on_frame(session, Some(frame));
+                    }
+                    Ok(None) => self.on_frame(session, None),
+                    Err(_) => {
+                        self.failure.get_or_insert(DriverError::PeerClosedEarly);
+                    }
+                }
             }
             Wake::Timeout => {
                 let err = DriverError::Timeout(options.idle_timeout);

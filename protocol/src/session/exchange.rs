@@ -359,7 +359,7 @@ impl Exchange {
             return false;
         };
         if let Some(k) = shuffled.next_round(self.rounds, self.peer) {
-            if !(!self.fair || self.answered_next >= k) {
+            if self.fair && self.answered_next < k {
                 return false;
             }
             let chunk = shuffled.chunk(self.rounds, self.peer, k);

@@ -86,9 +86,7 @@ impl Queues {
         if let Some(frame) = self.outbox.pop_front() {
             return Some(frame);
         }
-        let Some(exchange) = phase.exchange() else {
-            return None;
-        };
+        let exchange = phase.exchange()?;
         let (frame, over) = self.poll(exchange);
         if over {
             phase.close();

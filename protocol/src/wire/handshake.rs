@@ -218,7 +218,7 @@ impl Accept {
         if bundle_width == 0 || bundle_width > MAX_BUNDLE_WIDTH {
             return Err(InvalidMessage::OutOfRange("Accept.bundle_width"));
         }
-        if set_size % u64::from(bundle_width) != 0 {
+        if !set_size.is_multiple_of(u64::from(bundle_width)) {
             return Err(InvalidMessage::OutOfRange(
                 "Accept.set_size is not a whole number of bundles",
             ));
@@ -362,7 +362,7 @@ fn bundle_width(width: u8, mode: OutputMode, set_size: u64) -> Result<u8, Invali
     if !allowed.contains(&width) {
         return Err(InvalidMessage::OutOfRange("Hello.bundle_width"));
     }
-    if set_size % u64::from(width) != 0 {
+    if !set_size.is_multiple_of(u64::from(width)) {
         return Err(InvalidMessage::OutOfRange(
             "Hello.set_size is not a whole number of bundles",
         ));

@@ -228,7 +228,8 @@ fn finish_receipt(f: &[u8], edit: impl FnOnce(&mut Receipt)) -> Vec<Vec<u8>> {
 
 #[test]
 fn forged_receipts_are_refused() {
-    let edits: [(&str, Box<dyn Fn(&mut Receipt)>); 4] = [
+    type Edit = Box<dyn Fn(&mut Receipt)>;
+    let edits: [(&str, Edit); 4] = [
         (
             "dataset",
             Box::new(|r| r.responder_dataset.name = "other".into()),
