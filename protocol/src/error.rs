@@ -36,6 +36,9 @@ pub enum Error {
     /// An argument to a pure function was out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// Our own storage failed (reading or writing an index copy): never the peer's fault.
+    #[error("local storage failed: {0}")]
+    Storage(String),
 }
 
 /// Decoding failures: the bytes are not a valid message.
@@ -173,6 +176,10 @@ pub enum PeerMisbehaved {
     /// The peer's signed receipt does not check out.
     #[error("the peer's session receipt is not valid: {0}")]
     BadReceipt(&'static str),
+    /// The provider's index (or what it says of it) does not check out: a signature, a
+    /// hash, its structure, or its epoch or key against the session.
+    #[error("the provider's index is not valid: {0}")]
+    BadIndex(&'static str),
 }
 
 /// The peer speaks something we do not.
@@ -249,6 +256,9 @@ impl CloseCode {
     pub const BAD_RECEIPT: Self = Self(13);
     /// The operator removed or revoked the peer while the session ran.
     pub const PEER_REVOKED: Self = Self(14);
+    /// The provider's index does not check out (signature, hash, structure, epoch or
+    /// key).
+    pub const BAD_INDEX: Self = Self(15);
 
     /// A short name for logs and messages.
     pub fn name(self) -> &'static str {
@@ -268,6 +278,7 @@ impl CloseCode {
             Self::BAD_PROOF => "bad-proof",
             Self::BAD_RECEIPT => "bad-receipt",
             Self::PEER_REVOKED => "peer-revoked",
+            Self::BAD_INDEX => "bad-index",
             _ => "unknown",
         }
     }
@@ -306,11 +317,14 @@ impl Error {
                 CloseCode::BAD_PROOF
             }
             Error::PeerMisbehaved(PeerMisbehaved::BadReceipt(_)) => CloseCode::BAD_RECEIPT,
+            Error::PeerMisbehaved(PeerMisbehaved::BadIndex(_)) => CloseCode::BAD_INDEX,
             Error::PeerMisbehaved(_) => CloseCode::PROTOCOL_VIOLATION,
             Error::PeerIncompatible(_) => CloseCode::INCOMPATIBLE,
             Error::Refused { .. } => CloseCode::REFUSED,
             Error::PeerAborted(code) => *code,
-            Error::ApiMisuse(_) | Error::InvalidArgument(_) => CloseCode::INTERNAL,
+            Error::ApiMisuse(_) | Error::InvalidArgument(_) | Error::Storage(_) => {
+                CloseCode::INTERNAL
+            }
         }
     }
 }
@@ -321,7 +335,7 @@ mod tests {
     use super::*;
     use crate::wire::Message;
 
-    const KNOWN: [CloseCode; 15] = [
+    const KNOWN: [CloseCode; 16] = [
         CloseCode::OK,
         CloseCode::INVALID_MESSAGE,
         CloseCode::PROTOCOL_VIOLATION,
@@ -337,6 +351,7 @@ mod tests {
         CloseCode::BAD_PROOF,
         CloseCode::BAD_RECEIPT,
         CloseCode::PEER_REVOKED,
+        CloseCode::BAD_INDEX,
     ];
 
     #[test]
@@ -370,17 +385,17 @@ mod tests {
 
     #[test]
     fn unknown_codes_decode_and_show_as_unknown() {
-        for code in [CloseCode::PEER_REVOKED, CloseCode(15), CloseCode(u16::MAX)] {
+        for code in [CloseCode::BAD_INDEX, CloseCode(16), CloseCode(u16::MAX)] {
             let frame = Message::Abort(code).to_frame();
             match Message::decode(&frame).unwrap() {
                 Message::Abort(got) => assert_eq!(got, code),
                 other => panic!("decoded {:?}", other.message_type()),
             }
         }
-        assert_eq!(CloseCode(15).to_string(), "unknown (15)");
+        assert_eq!(CloseCode(16).to_string(), "unknown (16)");
         assert_eq!(
-            Error::PeerAborted(CloseCode(15)).close_code(),
-            CloseCode(15)
+            Error::PeerAborted(CloseCode(16)).close_code(),
+            CloseCode(16)
         );
     }
 }

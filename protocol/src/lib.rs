@@ -7,6 +7,7 @@ pub mod audit;
 pub mod error;
 pub mod group;
 pub mod ident;
+pub mod index;
 pub mod oprf;
 pub mod session;
 pub mod transcript;

@@ -15,7 +15,7 @@ pub(super) fn truncate(bytes: &PointBytes) -> DoubleBytes {
 
 /// What a side counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct Counts {
+pub(crate) struct Counts {
     /// Distinct identifiers in the intersection.
     pub identifiers: u64,
     /// Our records with at least one of them.
@@ -32,15 +32,20 @@ pub(super) fn in_order(
     plan: &SendPlan,
     set: &PreparedSet,
 ) -> Counts {
+    let matched = own_double
+        .iter()
+        .enumerate()
+        .filter(|(_, value)| peer_sorted.binary_search(value).is_ok())
+        .filter_map(|(position, _)| plan.element(position));
+    of_elements(set, matched)
+}
+
+/// The records holding the matched unique identifiers `elements` of `set`, each with
+/// the kinds that matched, and the counts.
+pub(crate) fn of_elements(set: &PreparedSet, elements: impl Iterator<Item = usize>) -> Counts {
     let mut matched: Vec<(u32, u8)> = Vec::new();
     let mut identifiers = 0;
-    for (position, value) in own_double.iter().enumerate() {
-        if peer_sorted.binary_search(value).is_err() {
-            continue;
-        }
-        let Some(element) = plan.element(position) else {
-            continue;
-        };
+    for element in elements {
         identifiers += 1;
         let kind = set.kind_code(element);
         matched.extend(set.owners(element).iter().map(|&r| (r, kind)));

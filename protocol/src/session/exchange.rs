@@ -244,6 +244,7 @@ impl Exchange {
             peer_total: self.peer.slots(),
             replies_sent: self.replies_sent,
             replies_received: self.replies_received,
+            ..Progress::default()
         }
     }
 
@@ -331,6 +332,7 @@ impl Exchange {
             peer_dataset: self.receipts.peer_dataset.clone(),
             own_receipt: ours.receipt.clone(),
             peer_receipt: theirs.receipt.clone(),
+            index: None,
         }))
     }
 

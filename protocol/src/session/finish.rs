@@ -11,7 +11,7 @@ use crate::wire::{DatasetRef, OutputMode, Receipt};
 
 /// What both receipts of a session must agree on.
 #[derive(Clone, Debug)]
-pub(super) struct ReceiptContext {
+pub(crate) struct ReceiptContext {
     pub role: Role,
     pub mode: OutputMode,
     pub session_id: [u8; 16],
@@ -24,7 +24,7 @@ pub(super) struct ReceiptContext {
 
 impl ReceiptContext {
     /// Our receipt over `transcript` and the shared `intersection`, signed.
-    pub(super) fn sign(
+    pub(crate) fn sign(
         &self,
         signer: &dyn ReceiptSigner,
         transcript: [u8; 32],
@@ -37,7 +37,7 @@ impl ReceiptContext {
     }
 
     /// Checks the peer's receipt against the session as we saw it.
-    pub(super) fn check_peer(
+    pub(crate) fn check_peer(
         &self,
         receipt: &Receipt,
         transcript: [u8; 32],

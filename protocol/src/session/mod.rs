@@ -36,9 +36,9 @@
 //! Treating them as uniform, the chance of any false match between sets of sizes `n` and
 //! `m` is at most `n·m / 2^128`: for 10^9 × 10^9 that is below 3·10^-21.
 
-mod count;
+pub(crate) mod count;
 mod exchange;
-mod finish;
+pub(crate) mod finish;
 mod initiator;
 mod plan;
 mod prepared;
@@ -56,8 +56,9 @@ pub use signer::KeySigner;
 
 use crate::error::Error;
 use crate::ident::KindSet;
+use crate::index::IndexFacts;
 pub use crate::transcript::Role;
-use crate::wire::{DatasetRef, Hello, LogHead, OutputMode, Receipt};
+use crate::wire::{DatasetRef, Hello, IndexHello, LogHead, OutputMode, Receipt};
 
 /// Most elements per round: large enough to amortise per-round costs (one proof, one
 /// frame) and keep all cores busy, small enough that the network never waits long.
@@ -102,6 +103,19 @@ pub enum Event {
     /// peer's, which had arrived first). Errors while handling a frame are returned by
     /// `handle_frame` instead.
     Failed(Error),
+    /// Index provider only: a valid `IndexHello` arrived; call
+    /// [`IndexProvider::accept`](crate::index::IndexProvider::accept) or `reject`.
+    IndexRequested(Box<IndexHello>),
+}
+
+impl Event {
+    /// Whether the session waits for its caller's decision on this event.
+    pub fn is_decision(&self) -> bool {
+        matches!(
+            self,
+            Event::HelloReceived(_) | Event::Accepted(_) | Event::IndexRequested(_)
+        )
+    }
 }
 
 /// What the responder's `Accept` told the initiator.
@@ -136,6 +150,10 @@ pub struct Progress {
     /// Own elements the peer returned re-blinded (proof checked): what we may have
     /// learned about.
     pub replies_received: u64,
+    /// Index sessions: index bytes moved in this session (sent or received).
+    pub index_bytes: u64,
+    /// Index sessions: index bytes to move in this session (0 until known).
+    pub index_total: u64,
 }
 
 /// A record of ours that matched, with the kinds of identifier that matched.
@@ -178,6 +196,8 @@ pub struct Outcome {
     pub own_receipt: Receipt,
     /// The peer's receipt, checked against the session and its audit key.
     pub peer_receipt: Receipt,
+    /// Index sessions: the index the evaluations were made under, and what of it moved.
+    pub index: Option<IndexFacts>,
 }
 
 /// Whether `role` learns which of its records matched in `mode`.

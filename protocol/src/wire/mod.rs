@@ -11,9 +11,13 @@
 //! count-only reply is bundle-shuffled (`Shuffled`) and closed by one proof over its sum
 //! (`SumProof`), and `Finish` carries a signed [`Receipt`]. `Reject` is encoded as in
 //! version 1, so a version-1 peer can read why it was refused.
+//!
+//! Index sessions (`crate::index`) use types 10 to 14 (`IndexHello`, `IndexAccept`,
+//! `IndexChunk`, `Evaluate`, `Evaluated`) and share `Reject`, `Finish` and `Abort`.
 
-mod codec;
+pub(crate) mod codec;
 mod handshake;
+mod index;
 mod receipt;
 
 use std::fmt;
@@ -22,6 +26,7 @@ pub use codec::{check_text, printable};
 pub use handshake::{
     Accept, DatasetRef, Hello, MAX_BUNDLE_WIDTH, MAX_HELLO_LEN, Reject, RejectReason,
 };
+pub use index::{HeldIndex, IndexAccept, IndexChunk, IndexHello, MAX_INDEX_CHUNK};
 pub use receipt::{LogHead, RECEIPT_LABEL, Receipt};
 
 use crate::error::{CloseCode, Error, InvalidMessage};
@@ -75,6 +80,16 @@ impl MessageType {
     pub const SHUFFLED: Self = Self(8);
     /// The proof over the sum of the whole count-only reply.
     pub const SUM_PROOF: Self = Self(9);
+    /// Opens an index session (client → provider).
+    pub const INDEX_HELLO: Self = Self(10);
+    /// The provider agrees to an index session.
+    pub const INDEX_ACCEPT: Self = Self(11);
+    /// Bytes of the provider's index file.
+    pub const INDEX_CHUNK: Self = Self(12);
+    /// A batch of the client's blinded identifiers to evaluate.
+    pub const EVALUATE: Self = Self(13);
+    /// The provider's evaluations of a batch with a batched DLEQ proof.
+    pub const EVALUATED: Self = Self(14);
 
     /// A short name for errors and logs.
     pub fn name(self) -> &'static str {
@@ -88,6 +103,11 @@ impl MessageType {
             Self::ABORT => "Abort",
             Self::SHUFFLED => "Shuffled",
             Self::SUM_PROOF => "SumProof",
+            Self::INDEX_HELLO => "IndexHello",
+            Self::INDEX_ACCEPT => "IndexAccept",
+            Self::INDEX_CHUNK => "IndexChunk",
+            Self::EVALUATE => "Evaluate",
+            Self::EVALUATED => "Evaluated",
             _ => "unknown message",
         }
     }
@@ -220,6 +240,17 @@ pub enum Message {
     Finish(Box<Finish>),
     /// Ends the session.
     Abort(CloseCode),
+    /// See [`IndexHello`].
+    IndexHello(Box<IndexHello>),
+    /// See [`IndexAccept`].
+    IndexAccept(Box<IndexAccept>),
+    /// See [`IndexChunk`].
+    IndexChunk(IndexChunk),
+    /// Blinded identifiers for the provider to evaluate under its index key.
+    Evaluate(Vec<PointBytes>),
+    /// The evaluations of one `Evaluate`, in order, with a batched DLEQ proof against the
+    /// index's public key.
+    Evaluated(Reblinded),
 }
 
 impl Message {
@@ -235,6 +266,11 @@ impl Message {
             Message::SumProof(_) => MessageType::SUM_PROOF,
             Message::Finish(_) => MessageType::FINISH,
             Message::Abort(_) => MessageType::ABORT,
+            Message::IndexHello(_) => MessageType::INDEX_HELLO,
+            Message::IndexAccept(_) => MessageType::INDEX_ACCEPT,
+            Message::IndexChunk(_) => MessageType::INDEX_CHUNK,
+            Message::Evaluate(_) => MessageType::EVALUATE,
+            Message::Evaluated(_) => MessageType::EVALUATED,
         }
     }
 
@@ -245,8 +281,10 @@ impl Message {
             Message::Hello(h) => h.encode(out),
             Message::Accept(a) => a.encode(out),
             Message::Reject(r) => r.encode(out),
-            Message::Blinded(points) | Message::Shuffled(points) => encode_batch(out, points),
-            Message::Reblinded(r) => {
+            Message::Blinded(points) | Message::Shuffled(points) | Message::Evaluate(points) => {
+                encode_batch(out, points)
+            }
+            Message::Reblinded(r) | Message::Evaluated(r) => {
                 encode_batch(out, &r.points);
                 out.extend_from_slice(&r.proof);
             }
@@ -257,6 +295,9 @@ impl Message {
                 f.receipt.encode(out);
             }
             Message::Abort(code) => out.extend_from_slice(&code.0.to_be_bytes()),
+            Message::IndexHello(h) => h.encode(out),
+            Message::IndexAccept(a) => a.encode(out),
+            Message::IndexChunk(c) => c.encode(out),
         }
     }
 
@@ -269,8 +310,13 @@ impl Message {
 
     fn encoded_len_hint(&self) -> usize {
         match self {
-            Message::Blinded(p) | Message::Shuffled(p) => 5 + p.len() * POINT_LEN,
-            Message::Reblinded(r) => 5 + r.points.len() * POINT_LEN + PROOF_LEN,
+            Message::Blinded(p) | Message::Shuffled(p) | Message::Evaluate(p) => {
+                5 + p.len() * POINT_LEN
+            }
+            Message::Reblinded(r) | Message::Evaluated(r) => {
+                5 + r.points.len() * POINT_LEN + PROOF_LEN
+            }
+            Message::IndexChunk(c) => 13 + c.bytes.len(),
             Message::Finish(_) => 512,
             _ => 64,
         }
@@ -304,6 +350,16 @@ impl Message {
                 receipt: Receipt::decode(&mut r)?,
             })),
             MessageType::ABORT => Message::Abort(CloseCode(r.u16()?)),
+            MessageType::INDEX_HELLO => Message::IndexHello(Box::new(IndexHello::decode(&mut r)?)),
+            MessageType::INDEX_ACCEPT => {
+                Message::IndexAccept(Box::new(IndexAccept::decode(&mut r)?))
+            }
+            MessageType::INDEX_CHUNK => Message::IndexChunk(IndexChunk::decode(&mut r)?),
+            MessageType::EVALUATE => Message::Evaluate(decode_batch(&mut r, MAX_BATCH_POINTS)?),
+            MessageType::EVALUATED => Message::Evaluated(Reblinded {
+                points: decode_batch(&mut r, MAX_BATCH_POINTS)?,
+                proof: r.array()?,
+            }),
             other => return Err(InvalidMessage::UnknownMessageType(other.0).into()),
         };
         r.finish()?;
