@@ -383,5 +383,7 @@ fn facts(n: u8, intersection: Option<u64>) -> SessionFacts {
         receipt: None,
         peer_receipt: None,
         run_id: None,
+        index_epoch: None,
+        index_bytes: None,
     }
 }

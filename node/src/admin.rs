@@ -16,6 +16,7 @@ use crate::dataset::{
     self, DatasetCommand, DatasetOutcome, ImportOptions, ImportReport, RevokeReport,
 };
 use crate::identity::NodeIdentity;
+use crate::index::{self, BuildOptions};
 use crate::node::NodeError;
 
 /// Default UDP listen address of `serve`.
@@ -110,26 +111,70 @@ pub fn import_dataset(data_dir: &Path, options: &ImportOptions) -> Result<Import
     Ok(report)
 }
 
-/// Runs a `dataset` subcommand and records imports, revocations and removals in the
-/// audit log.
+/// Runs a `dataset` subcommand and records imports, revocations, removals and index
+/// builds in the audit log. A revocation or removal also ends the dataset's index epoch
+/// (see `index`).
 pub fn dataset_command(data_dir: &Path, cmd: DatasetCommand, quiet: bool) -> anyhow::Result<()> {
     let identity = NodeIdentity::load(data_dir)?;
     let mut log = AuditLog::open(data_dir, identity.audit_key())?;
-    let name = match &cmd {
-        DatasetCommand::Import(args) => args.name.clone(),
-        _ => String::new(),
+    let (name, index_after) = match &cmd {
+        DatasetCommand::Import(args) => (args.name.clone(), args.index),
+        _ => (String::new(), false),
+    };
+    let build = |log: &mut AuditLog, name: &str, options: BuildOptions| -> anyhow::Result<()> {
+        let config = NodeConfig::load(data_dir)?;
+        let report = index::build_with_progress_bar(
+            data_dir,
+            identity.audit_key(),
+            name,
+            &config.dataset_policy(name),
+            options,
+            quiet,
+        )?;
+        if let Some(event) = index::built_event(&report) {
+            log.append(event)?;
+        }
+        println!("{report}");
+        Ok(())
     };
     match dataset::run(cmd, data_dir, quiet)? {
         DatasetOutcome::Imported(report) => {
             log.append(imported_event(&name, &report))?;
+            if index_after {
+                build(&mut log, &name, BuildOptions::default())?;
+            }
         }
         DatasetOutcome::Removed { name, .. } => {
-            log.append(AuditEvent::DatasetRemoved { name })?;
+            log.append(AuditEvent::DatasetRemoved { name: name.clone() })?;
+            if index::exists(data_dir, &name) {
+                let epoch = index::remove(data_dir, &name)?;
+                log.append(AuditEvent::IndexRemoved {
+                    name,
+                    epoch,
+                    reason: "dataset removed".into(),
+                })?;
+            }
         }
         DatasetOutcome::Revoked(report) => {
+            let rewritten = report.version.is_some();
+            let name = report.name.clone();
             if let Some(event) = revoked_event(report) {
                 log.append(event)?;
             }
+            if rewritten && index::exists(data_dir, &name) {
+                let options = BuildOptions {
+                    rotate: true,
+                    reason: Some("records revoked (consent withdrawn)"),
+                };
+                build(&mut log, &name, options)?;
+            }
+        }
+        DatasetOutcome::IndexAsked { name, rotate } => {
+            let options = BuildOptions {
+                rotate,
+                reason: None,
+            };
+            build(&mut log, &name, options)?;
         }
         _ => {}
     }

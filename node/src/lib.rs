@@ -12,6 +12,7 @@ pub mod dataset;
 pub mod demo;
 pub mod driver;
 pub mod identity;
+pub mod index;
 pub mod matching;
 pub mod node;
 pub mod policy;

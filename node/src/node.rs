@@ -228,6 +228,8 @@ impl FactsBuilder {
                 receipt: None,
                 peer_receipt: None,
                 run_id: None,
+                index_epoch: None,
+                index_bytes: None,
             },
         }
     }
@@ -289,6 +291,19 @@ impl FactsBuilder {
         self.facts.receipt = Some(hex::encode(outcome.own_receipt.to_bytes()));
         self.facts.peer_receipt = Some(hex::encode(outcome.peer_receipt.to_bytes()));
         self
+    }
+
+    /// Marks an index session with the epoch known so far (empty when the client holds
+    /// no copy and the provider has not named its epoch yet) and the index bytes moved.
+    pub fn index_session(&mut self, epoch: Option<&[u8; 16]>, bytes: u64) -> &mut Self {
+        self.facts.index_epoch = Some(epoch.map(hex::encode).unwrap_or_default());
+        self.facts.index_bytes = Some(bytes);
+        self
+    }
+
+    /// Records what an index session's outcome says of the index.
+    pub fn index(&mut self, facts: &blindmatch_protocol::index::IndexFacts) -> &mut Self {
+        self.index_session(Some(&facts.epoch), facts.bytes)
     }
 
     /// Withholds the counts and record list a disclosure threshold keeps from us.

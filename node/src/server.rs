@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use blindmatch_protocol::audit::AuditEvent;
 use blindmatch_protocol::error::CloseCode;
-use blindmatch_protocol::session::{Event, Outcome, PreparedSet, Responder, ResponderConfig, Role};
+use blindmatch_protocol::index::ServerSession;
+use blindmatch_protocol::session::{Event, Outcome, PreparedSet, ResponderConfig, Role};
 use blindmatch_protocol::wire::{DatasetRef, Hello, RejectReason};
 use tokio::sync::{Semaphore, watch};
 use tracing::{Instrument, error, info, warn};
@@ -38,6 +39,7 @@ use crate::receipts::{self, NodeSigner};
 use crate::results::write_results;
 use crate::transport::{self, FrameReader, FrameWriter, TransportError};
 
+mod index;
 mod no_hello;
 
 use no_hello::{NoHello, NoHelloLog};
@@ -228,8 +230,10 @@ async fn serve_session(
             return code;
         }
     };
-    let responder = Responder::new(
+    // A PSI responder, or an index provider when the first frame is an `IndexHello`.
+    let responder = ServerSession::new(
         ResponderConfig::new(binding, receipts::parties(node, peer.config)),
+        NodeSigner::boxed(Arc::clone(node)),
         NodeSigner::boxed(Arc::clone(node)),
     );
     let mut options = DriverOptions::new(idle);
@@ -239,6 +243,9 @@ async fn serve_session(
     // 1. Hello, within the idle timeout.
     let hello = match driver.step().await {
         Step::Decide(Event::HelloReceived(hello)) => hello,
+        Step::Decide(Event::IndexRequested(hello)) => {
+            return index::serve(node, conn, peer, driver, *hello, limiters).await;
+        }
         _ => {
             let report = driver.finish().await;
             let (why, code) = no_hello(report.result);
@@ -293,7 +300,7 @@ async fn serve_session(
     }
     // From here on the peer may fill the full window (see `TransportTuning`).
     transport::admit(conn, &node.transport_tuning());
-    let accepted = match driver.session() {
+    let accepted = match driver.session().and_then(ServerSession::responder) {
         Some(responder) => responder.accept(set, dataset, &mut rand::rng()),
         None => Err(blindmatch_protocol::Error::ApiMisuse(
             "no session to accept",
@@ -349,8 +356,8 @@ async fn serve_session(
 }
 
 /// Refuses the session whose `Hello` is pending: the `Reject` goes out, the stream ends.
-async fn refuse(mut driver: Driver<Responder>, reason: RejectReason, text: &str) -> CloseCode {
-    if let Some(responder) = driver.session() {
+async fn refuse(mut driver: Driver<ServerSession>, reason: RejectReason, text: &str) -> CloseCode {
+    if let Some(responder) = driver.session().and_then(ServerSession::responder) {
         let _ = responder.reject(reason, text);
     }
     let _ = driver.finish().await;

@@ -252,6 +252,11 @@ fn describe(event: &AuditEvent) -> String {
             f.mode,
             humantime::format_duration(std::time::Duration::from_millis(f.duration_ms)),
         );
+        if let Some(epoch) = &f.index_epoch {
+            let epoch: String = epoch.chars().take(8).collect();
+            let bytes = f.index_bytes.unwrap_or(0);
+            text.push_str(&format!(" | via index {epoch} ({bytes} index bytes moved)"));
+        }
         match event {
             AuditEvent::SessionRefused { reason, .. } => {
                 text.push_str(&format!(" | refused: {reason}"))
@@ -327,6 +332,33 @@ fn describe(event: &AuditEvent) -> String {
                 "no session: connection from {peer_name} ({peer_fingerprint}) ended before a valid Hello: {reason} | close code {code}{times}"
             )
         }
+        AuditEvent::IndexBuilt {
+            name,
+            epoch,
+            previous_epoch,
+            segment,
+            added,
+            elements,
+            records,
+            bytes,
+            reason,
+            ..
+        } => {
+            let ended = previous_epoch.as_ref().map_or(String::new(), |old| {
+                format!("; epoch {old} ended (its key destroyed)")
+            });
+            format!(
+                "index of {name}: epoch {epoch} segment {segment}, {added} identifiers added, {elements} in all from {records} records, {bytes} bytes ({reason}){ended}"
+            )
+        }
+        AuditEvent::IndexRemoved {
+            name,
+            epoch,
+            reason,
+        } => format!(
+            "index of {name} removed with its key ({reason}); epoch {}",
+            epoch.as_deref().unwrap_or("-")
+        ),
         AuditEvent::Checkpoint { count, head_hash } => {
             format!("{count} records before, last hash {head_hash}")
         }

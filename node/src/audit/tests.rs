@@ -54,6 +54,8 @@ fn session(i: u64, final_: bool) -> AuditEvent {
         receipt: None,
         peer_receipt: None,
         run_id: None,
+        index_epoch: None,
+        index_bytes: None,
     };
     if final_ {
         AuditEvent::SessionCompleted(facts)

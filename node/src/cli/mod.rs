@@ -67,7 +67,8 @@ pub enum Command {
     Policy(policy::PolicyCommand),
     /// Run as a responder: serve match sessions for pinned peers until Ctrl-C / SIGTERM.
     Serve(session::ServeArgs),
-    /// Run one match session with a peer as initiator and write the matched records.
+    /// Run one match session with a peer as initiator and write the matched records
+    /// (with --via-index: match through the peer's index of its dataset).
     Match(session::MatchArgs),
     /// Verify, cross-check and show the signed, hash-chained audit log.
     #[command(subcommand)]

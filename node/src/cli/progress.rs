@@ -30,3 +30,20 @@ pub fn session_callback(bar: &ProgressBar) -> Arc<dyn Fn(Progress) + Send + Sync
         bar.set_position(p.own_sent + p.peer_received);
     })
 }
+
+/// A progress callback for a match through an index: the index download in bytes while
+/// it runs, then our identifiers evaluated.
+pub fn index_callback(bar: &ProgressBar) -> Arc<dyn Fn(Progress) + Send + Sync> {
+    let bar = bar.clone();
+    Arc::new(move |p: Progress| {
+        if p.index_total > 0 && p.index_bytes < p.index_total {
+            bar.set_message("fetching the index (bytes)");
+            bar.set_length(p.index_total);
+            bar.set_position(p.index_bytes);
+        } else {
+            bar.set_message("matching via the index");
+            bar.set_length(p.own_total);
+            bar.set_position(p.replies_received);
+        }
+    })
+}

@@ -46,6 +46,14 @@ pub struct MatchArgs {
     /// Write matched records here (CSV: id,matched_kinds). Default: results/ in the data dir.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Match through the peer's index of its dataset (built there with `blindmatch
+    /// dataset index`) instead of a PSI session: the index is fetched once into the data
+    /// directory (resumed if cut short, refreshed when the peer rebuilds it), then only
+    /// our identifiers travel, blinded, and come back evaluated with proofs that are
+    /// checked before use. We learn which of our records matched; the peer learns how
+    /// many identifiers we queried and nothing else. Fast against a large peer dataset.
+    #[arg(long, conflicts_with = "mode")]
+    pub via_index: bool,
 }
 
 pub fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -104,6 +112,17 @@ pub fn run_match(data_dir: &Path, args: MatchArgs, quiet: bool) -> anyhow::Resul
         mode: args.mode,
         out: args.out,
     };
+    if args.via_index {
+        let bar = progress::session_bar(quiet);
+        let callback = bar.as_ref().map(progress::index_callback);
+        let runtime = super::runtime()?;
+        let result = runtime.block_on(crate::index::client::run(node, request, callback));
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        println!("{}", result?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let bar = progress::session_bar(quiet);
     let callback = bar.as_ref().map(progress::session_callback);
     let runtime = super::runtime()?;

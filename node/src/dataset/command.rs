@@ -31,14 +31,34 @@ pub enum DatasetCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a stored dataset and its rejects report.
+    /// Remove a stored dataset, its rejects report, and its index and index key.
     Remove {
         /// The dataset's name.
         #[arg(value_name = "NAME")]
         name: String,
     },
+    /// Build or update the dataset's index for index-mode matching (`match --via-index`).
+    ///
+    /// Evaluates a keyed OPRF (RFC 9497 VOPRF, ristretto255-SHA512) over every identifier
+    /// of the records the dataset's policy keeps, on all cores, and writes a compact index
+    /// signed with this node's audit key (under 7 bytes per identifier) that peers offered
+    /// the dataset may download. The key stays on this node; peers have their own
+    /// identifiers evaluated through it per session, within their budgets. When
+    /// identifiers were only added since the last build, they go into a delta segment
+    /// under the same key (peers fetch only that); otherwise a new epoch starts with a
+    /// fresh key, and every copy of the old index stops matching anything.
+    Index {
+        /// The dataset's name.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Start a new epoch with a fresh key even if a delta would do.
+        #[arg(long)]
+        rotate: bool,
+    },
     /// Remove records whose consent was withdrawn: they are left out of every future
-    /// session. The dataset is rewritten atomically without them.
+    /// session. The dataset is rewritten atomically without them; if it has an index, a
+    /// new index epoch with a fresh key is built, so no copy of the old index matches
+    /// the revoked records (or anything else) any more.
     Revoke {
         /// The dataset's name.
         #[arg(value_name = "NAME")]
@@ -102,6 +122,10 @@ pub struct ImportArgs {
     /// Column holding where each record came from (stored for policies).
     #[arg(long, value_name = "COLUMN")]
     pub source_col: Option<String>,
+    /// After the import, build or update the dataset's index for index-mode matching
+    /// (see `blindmatch dataset index`).
+    #[arg(long)]
+    pub index: bool,
 }
 
 impl ImportArgs {
@@ -140,6 +164,13 @@ pub enum DatasetOutcome {
     },
     /// Records were revoked.
     Revoked(RevokeReport),
+    /// An index build was asked for: the caller runs it (it needs the node's audit key).
+    IndexAsked {
+        /// The dataset.
+        name: String,
+        /// Start a new epoch even if a delta would do.
+        rotate: bool,
+    },
 }
 
 /// Runs a dataset command against `data_dir`, printing its result on stdout.
@@ -203,6 +234,7 @@ pub fn run(cmd: DatasetCommand, data_dir: &Path, quiet: bool) -> anyhow::Result<
             writeln!(std::io::stdout().lock(), "removed dataset `{name}`")?;
             Ok(DatasetOutcome::Removed { name })
         }
+        DatasetCommand::Index { name, rotate } => Ok(DatasetOutcome::IndexAsked { name, rotate }),
         DatasetCommand::Revoke { name, ids } => {
             let report = revoke(data_dir, &name, &ids)?;
             writeln!(std::io::stdout().lock(), "{report}")?;

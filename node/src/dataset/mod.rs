@@ -72,6 +72,7 @@ pub use revoke::{RevokeReport, revoke};
 
 pub use store::{
     Dataset, DatasetEntry, FORMAT_VERSION, MAGIC, RecordIds, StoredRecord, list, remove,
+    stored_meta,
 };
 
 /// Name of the datasets directory inside the data directory.

@@ -303,6 +303,19 @@ pub fn list(data_dir: &Path) -> Result<Vec<DatasetEntry>, DatasetError> {
     Ok(listed)
 }
 
+/// The metadata of stored dataset `name`, without reading its records (no checksum
+/// check): what a server needs to see whether an index is of the current version.
+pub fn stored_meta(data_dir: &Path, name: &str) -> Result<DatasetMeta, DatasetError> {
+    check_name(name)?;
+    let path = dataset_path(data_dir, name);
+    if !path.exists() {
+        return Err(DatasetError::NotFound {
+            name: name.to_owned(),
+        });
+    }
+    read_meta(&path)
+}
+
 /// Removes a stored dataset and its rejects report. A report without its dataset (left
 /// by a first import killed between the two renames) is removed too; only when neither
 /// exists is the dataset [`DatasetError::NotFound`].

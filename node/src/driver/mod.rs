@@ -12,7 +12,8 @@
 //!   stays bounded and the two sides can never deadlock on full pipes.
 //!
 //! When the session needs its caller's decision ([`Event::HelloReceived`] for the
-//! responder's policy, [`Event::Accepted`] for the initiator's), [`Driver::step`] returns
+//! responder's policy, [`Event::Accepted`] for the initiator's, [`Event::IndexRequested`]
+//! for an index provider's: [`Event::is_decision`]), [`Driver::step`] returns
 //! it and the session thread stops; the reader keeps at most a few frames, so the peer's
 //! flow control holds the rest until the caller decided.
 //!

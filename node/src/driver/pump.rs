@@ -292,7 +292,7 @@ impl PumpState {
                 Event::Failed(err) => {
                     self.failure.get_or_insert(err.into());
                 }
-                event @ (Event::HelloReceived(_) | Event::Accepted(_)) => {
+                event if event.is_decision() => {
                     self.decision = Some(event);
                 }
                 // `Event` is not exhaustive across versions; ignore what we do not know.

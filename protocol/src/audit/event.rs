@@ -132,6 +132,43 @@ pub enum AuditEvent {
         /// were not recorded one by one).
         attempts: u64,
     },
+    /// An index of a dataset was built or updated (`dataset index`): a new epoch with a
+    /// fresh key, or a delta segment under the current key. Counts and random ids only:
+    /// never a key, an identifier or a tag.
+    IndexBuilt {
+        /// Dataset name.
+        name: String,
+        /// The dataset version tag the index now describes (hex).
+        version: String,
+        /// The index epoch (16 random bytes, hex): names its key, which stays secret.
+        epoch: String,
+        /// The epoch whose key this build destroyed, when it started a new one: indexes
+        /// of that epoch match nothing from now on.
+        previous_epoch: Option<String>,
+        /// The segment written (0 for a new epoch's base).
+        segment: u32,
+        /// Identifiers (tags) in that segment.
+        added: u64,
+        /// Identifiers (tags) in the whole index.
+        elements: u64,
+        /// Records of the dataset its policy kept.
+        records: u64,
+        /// Bytes of the index file.
+        bytes: u64,
+        /// Why a new epoch or a delta.
+        reason: String,
+        /// Wall-clock duration of the build, in milliseconds.
+        duration_ms: u64,
+    },
+    /// A dataset's index and its key were deleted (`dataset remove`).
+    IndexRemoved {
+        /// Dataset name.
+        name: String,
+        /// The epoch that ended (hex), if there was an index.
+        epoch: Option<String>,
+        /// Why.
+        reason: String,
+    },
     /// A signed checkpoint inside the log: the number of records before it and the hash of
     /// the last of them (equal to this record's `seq` and `prev`).
     Checkpoint {
@@ -240,6 +277,15 @@ pub struct SessionFacts {
     /// The run this session belongs to, when one `match` ran several peers.
     #[serde(default)]
     pub run_id: Option<String>,
+    /// Index sessions: the index epoch (hex) the identifiers were evaluated under (the
+    /// initiator queried, the responder evaluated); empty when the session ended before
+    /// the epoch was known to this node; `None` for a PSI session.
+    #[serde(default)]
+    pub index_epoch: Option<String>,
+    /// Index sessions: bytes of the index moved in this session (a download, or the rest
+    /// of one; 0 when the initiator's copy was current).
+    #[serde(default)]
+    pub index_bytes: Option<u64>,
 }
 
 /// A dataset as a session names it: its name and version tag (32 hex digits, random).
@@ -253,7 +299,7 @@ pub struct DatasetVersion {
 
 impl AuditEvent {
     /// Every record type this version knows, in declaration order.
-    pub const TYPES: [&'static str; 15] = [
+    pub const TYPES: [&'static str; 17] = [
         "node_initialised",
         "peer_added",
         "peer_audit_key_pinned",
@@ -267,6 +313,8 @@ impl AuditEvent {
         "session_completed",
         "session_aborted",
         "connection_aborted",
+        "index_built",
+        "index_removed",
         "checkpoint",
         "audit_repaired",
     ];
@@ -287,6 +335,8 @@ impl AuditEvent {
             AuditEvent::SessionCompleted(_) => "session_completed",
             AuditEvent::SessionAborted { .. } => "session_aborted",
             AuditEvent::ConnectionAborted { .. } => "connection_aborted",
+            AuditEvent::IndexBuilt { .. } => "index_built",
+            AuditEvent::IndexRemoved { .. } => "index_removed",
             AuditEvent::Checkpoint { .. } => "checkpoint",
             AuditEvent::AuditRepaired { .. } => "audit_repaired",
         }

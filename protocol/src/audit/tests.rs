@@ -131,6 +131,8 @@ fn facts(
         receipt: None,
         peer_receipt: None,
         run_id: None,
+        index_epoch: None,
+        index_bytes: None,
     }
 }
 
@@ -814,6 +816,8 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
     f.receipt = Some("44".repeat(200));
     f.peer_receipt = f.receipt.clone();
     f.run_id = Some("55".repeat(8));
+    f.index_epoch = Some("66".repeat(16));
+    f.index_bytes = Some(12345);
     let events = vec![
         AuditEvent::NodeInitialised {
             name: "n".into(),
@@ -868,6 +872,24 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
             reason: "no Hello within the idle timeout".into(),
             close_code: 8,
             attempts: 3,
+        },
+        AuditEvent::IndexBuilt {
+            name: "d".into(),
+            version: "22".repeat(16),
+            epoch: "66".repeat(16),
+            previous_epoch: Some("77".repeat(16)),
+            segment: 0,
+            added: 10,
+            elements: 10,
+            records: 8,
+            bytes: 700,
+            reason: "first index of this dataset".into(),
+            duration_ms: 12,
+        },
+        AuditEvent::IndexRemoved {
+            name: "d".into(),
+            epoch: Some("66".repeat(16)),
+            reason: "dataset removed".into(),
         },
         AuditEvent::Checkpoint {
             count: 5,
@@ -926,6 +948,15 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
         "receipt",
         "peer_receipt",
         "run_id",
+        "index_epoch",
+        "index_bytes",
+        "epoch",
+        "previous_epoch",
+        "segment",
+        "added",
+        "elements",
+        "records",
+        "bytes",
     ];
     assert_eq!(events.len(), AuditEvent::TYPES.len());
     for (event, type_name) in events.iter().zip(AuditEvent::TYPES) {

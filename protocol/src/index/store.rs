@@ -31,6 +31,21 @@ pub struct IndexSummary {
 }
 
 impl IndexSummary {
+    /// A summary of an index of `epoch` under `public_key`, signed by `signer_key`;
+    /// callers set the sizes, dataset and kinds.
+    pub fn new(epoch: EpochId, public_key: [u8; 32], signer_key: [u8; 32]) -> Self {
+        Self {
+            epoch,
+            public_key,
+            signer_key,
+            elements: 0,
+            file_len: 0,
+            dataset: DatasetRef::default(),
+            kinds: KindSet::empty(),
+            segments: 1,
+        }
+    }
+
     /// The summary of a verified index.
     pub fn of(index: &VerifiedIndex) -> Self {
         let base = index.base();

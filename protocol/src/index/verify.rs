@@ -350,6 +350,11 @@ impl SegmentLayout {
         &self.header.header
     }
 
+    /// SHA-256 of header and signature: what the next segment names as `previous`.
+    pub fn chain_hash(&self) -> [u8; 32] {
+        self.header.chain_hash()
+    }
+
     /// Number of buckets.
     pub fn buckets(&self) -> u64 {
         self.directory.len() as u64 - 1

@@ -271,6 +271,9 @@ impl RejectReason {
     /// The text names both versions; `Reject` is encoded alike in every version, so an
     /// older peer can show it.
     pub const UNSUPPORTED_VERSION: Self = Self(15);
+    /// The dataset has no current index on this node (never built, or stale since the
+    /// dataset or its policy changed): index sessions wait for `dataset index`.
+    pub const INDEX_UNAVAILABLE: Self = Self(16);
 
     /// A short stable name.
     pub fn name(self) -> &'static str {
@@ -290,6 +293,7 @@ impl RejectReason {
             Self::SHUTTING_DOWN => "shutting-down",
             Self::INTERNAL => "internal-error",
             Self::UNSUPPORTED_VERSION => "unsupported-version",
+            Self::INDEX_UNAVAILABLE => "index-unavailable",
             _ => "unknown-reason",
         }
     }

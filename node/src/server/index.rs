@@ -1,0 +1,223 @@
+//! Serving an index session (a peer's `IndexHello`): index download and VOPRF
+//! evaluation of the peer's blinded identifiers, under the same policy and audit records
+//! as a PSI session.
+//!
+//! For policy and the audit log an index session is a session in `initiator` mode (the
+//! peer learns which of its records matched, we learn nothing) whose peer set is the
+//! identifiers it will have evaluated ([`policy_view`]), so every rule applies unchanged
+//! and in the same order: offered dataset (who may download which index), modes,
+//! purpose, legal basis, size cap, replay, concurrency, budgets and rate limits
+//! (identifiers evaluated per day and in total), the ratio to the index size, then the
+//! durable charge. Only the current index of the dataset is served; a dataset without
+//! one, or whose index is stale, is refused with `index-unavailable`. The records are
+//! `session_requested/accepted/refused/completed/aborted` with `index_epoch` and
+//! `index_bytes` set.
+
+use std::sync::Arc;
+
+use blindmatch_protocol::audit::AuditEvent;
+use blindmatch_protocol::error::CloseCode;
+use blindmatch_protocol::index::ServerSession;
+use blindmatch_protocol::session::Role;
+use blindmatch_protocol::wire::{Hello, IndexHello, RejectReason};
+use tracing::{error, info, warn};
+
+use super::{AUDIT_UNAVAILABLE, Limiters, Peer};
+use crate::driver::{Driver, DriverError};
+use crate::identity::Fingerprint;
+use crate::index::client::policy_view;
+use crate::index::{IndexError, Served, served};
+use crate::node::{FactsBuilder, Node};
+use crate::policy::{self, ActiveSession, Refusal};
+use crate::receipts;
+use crate::transport;
+
+/// Serves the index session whose `IndexHello` is pending; returns the close code for
+/// the connection.
+pub(super) async fn serve(
+    node: &Arc<Node>,
+    conn: &quinn::Connection,
+    peer: Peer<'_>,
+    mut driver: Driver<ServerSession>,
+    hello: IndexHello,
+    limiters: &Limiters,
+) -> CloseCode {
+    let view = policy_view(&hello);
+    let mut facts = FactsBuilder::new(
+        Role::Responder,
+        node.identity().fingerprint(),
+        peer.fingerprint,
+        peer.name,
+        &view,
+        0,
+    );
+    facts
+        .peer_dataset(&hello.own_dataset)
+        .index_session(None, 0);
+    info!(session = %hex::encode(hello.session_id), queries = hello.query_count, "index session requested");
+    if let Err(err) = node.record(AuditEvent::SessionRequested(facts.facts())) {
+        error!(error = %err, "cannot write the audit log: session refused");
+        return refuse(driver, RejectReason::INTERNAL, super::AUDIT_UNAVAILABLE).await;
+    }
+    let accepted = match decide(node, &peer.fingerprint, &view, limiters).await {
+        Ok(accepted) => accepted,
+        Err(refusal) => {
+            info!(reason = %refusal.reason, "index session refused");
+            node.record_or_warn(AuditEvent::SessionRefused {
+                facts: facts.facts(),
+                reason: format!("{}: {}", refusal.reason.name(), refusal.text),
+            });
+            return refuse(driver, refusal.reason, &refusal.text).await;
+        }
+    };
+    let Accepted {
+        permit,
+        active,
+        served: Served {
+            key,
+            summary,
+            source,
+        },
+    } = accepted;
+    facts
+        .our_set_size(summary.elements)
+        .our_dataset(&summary.dataset)
+        .index_session(Some(&summary.epoch), 0);
+    if let Err(err) = node.record(AuditEvent::SessionAccepted(facts.facts())) {
+        error!(error = %err, "cannot write the audit log: session refused");
+        return refuse(driver, RejectReason::INTERNAL, AUDIT_UNAVAILABLE).await;
+    }
+    transport::admit(conn, &node.transport_tuning());
+    let epoch = summary.epoch;
+    let accepted = match driver.session().and_then(ServerSession::provider) {
+        Some(provider) => provider.accept(key, summary, Box::new(source), &mut rand::rng()),
+        None => Err(blindmatch_protocol::Error::ApiMisuse(
+            "no index session to accept",
+        )),
+    };
+    let report = match accepted {
+        Ok(()) => driver.finish().await,
+        Err(err) => {
+            warn!(error = %err, "accept failed");
+            let why = DriverError::Internal(format!("accept failed: {err}"));
+            driver.abort(CloseCode::INTERNAL, why).await
+        }
+    };
+    drop(permit);
+    drop(active);
+    facts
+        .traffic(report.bytes_sent, report.bytes_received, report.duration)
+        .progress(&report.progress)
+        .index_session(Some(&epoch), report.progress.index_bytes);
+    match report.result {
+        Ok(outcome) => {
+            facts.outcome(&outcome);
+            if let Some(index) = &outcome.index {
+                facts.index(index);
+            }
+            if let Err(err) = receipts::pin_on_first_use(node, peer.name, &outcome.peer_receipt) {
+                warn!(error = %err, "could not pin the peer's audit key");
+            }
+            info!(
+                queries = outcome.peer_set_size,
+                ms = report.duration.as_millis() as u64,
+                "index session completed"
+            );
+            node.record_or_warn(AuditEvent::SessionCompleted(facts.facts()));
+            CloseCode::OK
+        }
+        Err(err) => {
+            warn!(error = %err, "index session aborted");
+            let code = err.close_code();
+            node.record_or_warn(AuditEvent::SessionAborted {
+                facts: facts.facts(),
+                close_code: u32::from(code.0),
+                error: err.to_string(),
+            });
+            code
+        }
+    }
+}
+
+/// An accepted index session: what it holds until it ends, and the index it serves.
+struct Accepted {
+    permit: tokio::sync::OwnedSemaphorePermit,
+    active: ActiveSession,
+    served: Served,
+}
+
+/// Applies policy in the order `policy` documents, with the current index in place of
+/// the prepared set; charges the session once everything passed.
+async fn decide(
+    node: &Arc<Node>,
+    peer_fp: &Fingerprint,
+    view: &Hello,
+    limiters: &Limiters,
+) -> Result<Accepted, Refusal> {
+    let config = node.config();
+    let Some(peer) = config.peer_by_fingerprint(peer_fp).cloned() else {
+        return Err(Refusal::new(
+            RejectReason::UNKNOWN_PEER,
+            "this node no longer knows you".into(),
+        ));
+    };
+    let name = policy::decide(&peer, view)?;
+    limiters.guard.check_replay(view)?;
+    let active = limiters.guard.enter(&peer)?;
+    let permit = Arc::clone(&limiters.permits)
+        .try_acquire_owned()
+        .map_err(|_| {
+            Refusal::new(
+                RejectReason::BUSY,
+                "the node is serving its maximum number of sessions; try again shortly".into(),
+            )
+        })?;
+    limiters.guard.precheck(&peer, view)?;
+    let data_dir = node.data_dir().to_path_buf();
+    let dataset_policy = config.dataset_policy(&name);
+    let index_name = name.clone();
+    let loaded =
+        tokio::task::spawn_blocking(move || served(&data_dir, &index_name, &dataset_policy)).await;
+    let served = match loaded {
+        Ok(Ok(served)) => served,
+        Ok(Err(err @ (IndexError::NotIndexed { .. } | IndexError::Stale { .. }))) => {
+            warn!(error = %err, "no current index to serve");
+            return Err(Refusal::new(
+                RejectReason::INDEX_UNAVAILABLE,
+                format!(
+                    "dataset `{name}` has no current index on this node; ask its operator to run `blindmatch dataset index {name}`"
+                ),
+            ));
+        }
+        Ok(Err(err)) => {
+            warn!(error = %err, "index cannot be loaded");
+            return Err(Refusal::new(
+                RejectReason::INTERNAL,
+                "the offered index is not available on this node; ask its operator".into(),
+            ));
+        }
+        Err(_) => {
+            return Err(Refusal::new(
+                RejectReason::INTERNAL,
+                "internal error".into(),
+            ));
+        }
+    };
+    policy::check_ratio(&peer.policy, view.set_size, served.summary.elements)?;
+    limiters.guard.admit(&peer, view)?;
+    Ok(Accepted {
+        permit,
+        active,
+        served,
+    })
+}
+
+/// Refuses the session whose `IndexHello` is pending: the `Reject` goes out, the stream
+/// ends.
+async fn refuse(mut driver: Driver<ServerSession>, reason: RejectReason, text: &str) -> CloseCode {
+    if let Some(provider) = driver.session().and_then(ServerSession::provider) {
+        let _ = provider.reject(reason, text);
+    }
+    let _ = driver.finish().await;
+    CloseCode::REFUSED
+}
