@@ -17,6 +17,7 @@
 //! wall time (process start to exit) is compared with the floor's wall time for both
 //! parties' work.
 
+mod index;
 mod party;
 pub mod procstats;
 
@@ -54,6 +55,15 @@ pub struct BenchArgs {
     /// Keep the two nodes' data directories here instead of a temporary directory.
     #[arg(long)]
     pub keep: Option<std::path::PathBuf>,
+    /// Measure index mode instead: the provider builds the index of `--provider-n`
+    /// records (against the floor of RFC 9497 Evaluate over the same identifiers), and a
+    /// client of `--n` records matches through it twice, fetching the index, then with
+    /// it cached. One email per record; `--overlap` of the client's records match.
+    #[arg(long, conflicts_with = "mode")]
+    pub via_index: bool,
+    /// Provider records with `--via-index` (default: 1000 times `--n`).
+    #[arg(long, requires = "via_index")]
+    pub provider_n: Option<usize>,
 }
 
 /// One bench result, printed as a JSON line. Pairs are (initiator, responder).
@@ -102,6 +112,9 @@ pub struct BenchReport {
 
 /// Runs the bench and prints the report.
 pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    if args.via_index {
+        return index::run(&args);
+    }
     ensure!(args.n > 0, "--n must be at least 1");
     ensure!(
         (0.0..=1.0).contains(&args.overlap),

@@ -101,6 +101,15 @@ impl<'a> BitReader<'a> {
         })
     }
 
+    /// A reader of nothing (ends a decoder after an error).
+    pub(super) fn empty() -> Self {
+        Self {
+            bytes: &[],
+            pos: 0,
+            end: 0,
+        }
+    }
+
     /// Whether every bit of the range was read.
     pub(super) fn at_end(&self) -> bool {
         self.pos == self.end
@@ -111,19 +120,19 @@ impl<'a> BitReader<'a> {
         if self.end - self.pos < u64::from(count) {
             return None;
         }
-        let mut value = 0u128;
-        let mut left = count;
-        while left > 0 {
-            let byte = self.bytes[(self.pos / 8) as usize];
-            let offset = (self.pos % 8) as u32;
-            let available = 8 - offset;
-            let take = available.min(left);
-            let bits = (byte >> (available - take)) & ((1u16 << take) - 1) as u8;
-            value = (value << take) | u128::from(bits);
-            self.pos += u64::from(take);
-            left -= take;
+        if count == 0 {
+            return Some(0);
         }
-        Some(value)
+        let offset = (self.pos % 8) as u32;
+        if offset + count <= 128 {
+            // One 16-byte window holds every bit wanted.
+            let value = (self.window() << offset) >> (128 - count);
+            self.pos += u64::from(count);
+            return Some(value);
+        }
+        let high = self.get(count - 64)?;
+        let low = self.get(64)?;
+        Some((high << 64) | low)
     }
 
     /// Reads one-bits up to and including the next zero-bit; returns how many ones.
@@ -133,20 +142,28 @@ impl<'a> BitReader<'a> {
             if self.pos >= self.end {
                 return None;
             }
-            let byte = self.bytes[(self.pos / 8) as usize];
             let offset = (self.pos % 8) as u32;
-            // The bits of this byte from `offset` on, left-aligned.
-            let rest = byte << offset;
-            let run = rest.leading_ones().min(8 - offset);
-            let run = u64::from(run).min(self.end - self.pos);
+            let bits = self.window() << offset;
+            // Bits of the window from `pos` on, at most up to the range end.
+            let usable = u64::from(128 - offset).min(self.end - self.pos);
+            let run = u64::from(bits.leading_ones()).min(usable);
             ones += run;
             self.pos += run;
-            if run < u64::from(8 - offset) && self.pos < self.end {
+            if run < usable {
                 // The zero-bit that ends the code.
                 self.pos += 1;
                 return Some(ones);
             }
         }
+    }
+
+    /// The 16 bytes from the one holding `pos`, big-endian (zero past the slice).
+    fn window(&self) -> u128 {
+        let start = (self.pos / 8) as usize;
+        let mut window = [0u8; 16];
+        let available = &self.bytes[start..self.bytes.len().min(start + 16)];
+        window[..available.len()].copy_from_slice(available);
+        u128::from_be_bytes(window)
     }
 
     /// Reads one Golomb-Rice code with parameter `rice`.
@@ -193,6 +210,25 @@ mod tests {
             assert_eq!(r.rice(rice), Some(gap));
         }
         assert!(r.at_end());
+    }
+
+    #[test]
+    fn wide_fields_at_every_offset_round_trip() {
+        for offset in 0..8u32 {
+            let mut w = BitWriter::default();
+            w.put(0, offset);
+            w.put(u128::MAX - 12345, 128);
+            w.put(0b101, 3);
+            w.ones(200);
+            w.put(0, 1);
+            let bits = w.position();
+            let bytes = w.finish();
+            let mut r = BitReader::new(&bytes, u64::from(offset), bits).unwrap();
+            assert_eq!(r.get(128), Some(u128::MAX - 12345));
+            assert_eq!(r.get(3), Some(0b101));
+            assert_eq!(r.unary(), Some(200));
+            assert!(r.at_end());
+        }
     }
 
     #[test]

@@ -344,6 +344,43 @@ impl VerifiedIndex {
     }
 }
 
+/// Decodes one bucket's tags in order.
+struct BucketTags<'a> {
+    reader: BitReader<'a>,
+    rice: u8,
+    base: u128,
+    limit: u128,
+    previous: Option<u128>,
+}
+
+impl Iterator for BucketTags<'_> {
+    type Item = Result<u128, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.reader.at_end() {
+            return None;
+        }
+        let Some(gap) = self.reader.rice(self.rice) else {
+            self.reader = BitReader::empty();
+            return Some(Err(bad("a bucket does not decode")));
+        };
+        let value = match self.previous {
+            None => Some(gap),
+            Some(p) => p.checked_add(gap).and_then(|v| v.checked_add(1)),
+        };
+        match value.filter(|v| *v <= self.limit) {
+            Some(value) => {
+                self.previous = Some(value);
+                Some(Ok(self.base | value))
+            }
+            None => {
+                self.reader = BitReader::empty();
+                Some(Err(bad("a bucket holds a tag outside its range")))
+            }
+        }
+    }
+}
+
 impl SegmentLayout {
     /// The header.
     pub fn header(&self) -> &SegmentHeader {
@@ -376,31 +413,24 @@ impl SegmentLayout {
     ///
     /// `BadIndex` if the bucket does not decode to increasing tags of its range.
     pub fn bucket_tags(&self, h: u64, bytes: &[u8]) -> Result<Vec<u128>, Error> {
+        self.decoder(h, bytes)?.collect()
+    }
+
+    /// The tags of bucket `h` one at a time, from its bytes.
+    fn decoder<'a>(&self, h: u64, bytes: &'a [u8]) -> Result<BucketTags<'a>, Error> {
         let header = self.header();
         let (from, to) = self.bucket_bits(h);
         let skip = from / 8 * 8;
-        let mut reader = BitReader::new(bytes, from - skip, to - skip)
+        let reader = BitReader::new(bytes, from - skip, to - skip)
             .ok_or_else(|| bad("bucket bytes missing"))?;
         let low_bits = u32::from(header.tag_bits - header.bucket_bits);
-        let base = u128::from(h).checked_shl(low_bits).unwrap_or(0);
-        let limit = low_value(u128::MAX, low_bits);
-        let mut tags = Vec::new();
-        let mut previous: Option<u128> = None;
-        while !reader.at_end() {
-            let gap = reader
-                .rice(header.rice_bits)
-                .ok_or_else(|| bad("a bucket does not decode"))?;
-            let value = match previous {
-                None => Some(gap),
-                Some(p) => p.checked_add(gap).and_then(|v| v.checked_add(1)),
-            };
-            let value = value
-                .filter(|v| *v <= limit)
-                .ok_or_else(|| bad("a bucket holds a tag outside its range"))?;
-            tags.push(base | value);
-            previous = Some(value);
-        }
-        Ok(tags)
+        Ok(BucketTags {
+            reader,
+            rice: header.rice_bits,
+            base: u128::from(h).checked_shl(low_bits).unwrap_or(0),
+            limit: low_value(u128::MAX, low_bits),
+            previous: None,
+        })
     }
 
     fn bucket_bits(&self, h: u64) -> (u64, u64) {
@@ -433,13 +463,19 @@ impl SegmentLayout {
             let (start, stop) = self.bucket_bytes(h);
             if stop > start {
                 let bytes = read(start, (stop - start) as usize)?;
-                let tags = self.bucket_tags(h, &bytes)?;
-                for j in i..end {
-                    if tags
-                        .binary_search(&tag_of(prefixes[j], header.tag_bits))
-                        .is_ok()
-                    {
-                        found[j] = true;
+                let mut tags = self.decoder(h, &bytes)?.peekable();
+                // Queries and tags are both increasing: one merge, stopping at the last
+                // query of the bucket.
+                for (query, hit) in prefixes[i..end].iter().zip(&mut found[i..end]) {
+                    let wanted = tag_of(*query, header.tag_bits);
+                    while tags
+                        .next_if(|t| t.as_ref().is_ok_and(|t| *t < wanted))
+                        .is_some()
+                    {}
+                    match tags.peek() {
+                        Some(Ok(tag)) if *tag == wanted => *hit = true,
+                        Some(Err(err)) => return Err(err.clone()),
+                        _ => {}
                     }
                 }
             }
