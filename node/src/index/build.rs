@@ -17,20 +17,20 @@
 //! starts, and the old key is destroyed before anything is evaluated under the new one.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use blindmatch_protocol::ident::{IdentKind, KindSet};
 use blindmatch_protocol::index::{
-    SegmentBuilder, SegmentHeader, SegmentLayout, VerifiedIndex, Verifier, coding_params,
-    oprf_input_into, tag_bits, tag_of, tag_prefix,
+    SegmentBuilder, SegmentHeader, coding_params, oprf_input_into, tag_bits, tag_of, tag_prefix,
 };
 use blindmatch_protocol::oprf::OprfKey;
 use blindmatch_protocol::wire::DatasetRef;
 use ed25519_dalek::SigningKey;
 
-use super::runs::{Merged, RUN_LEN, Runs};
+use super::delta::{compare, verify_own};
+use super::runs::{RUN_LEN, Runs};
 use super::{
     EpochKey, INDEX_DIR, INDEX_FILE, IndexError, IndexState, KEY_FILE, STATE_FILE,
     dataset_index_dir, policy_text, read_state, write_state,
@@ -475,105 +475,6 @@ fn write_body(
     template.data_len = body.data_len;
     template.body_sha256 = body.body_sha256;
     Ok(template.sign(signing_key))
-}
-
-/// Merges the new prefixes against the index's tags: the prefixes not in the index,
-/// as runs in `dir`, or `None` when some indexed tag is no longer among them.
-fn compare(
-    existing: &VerifiedIndex,
-    path: &Path,
-    merged: &mut Merged,
-    dir: &Path,
-) -> Result<Option<Runs>, IndexError> {
-    let mut file = File::open(path).map_err(io("reading", path))?;
-    let mut cursors: Vec<Cursor<'_>> = existing
-        .segments()
-        .iter()
-        .map(|segment| Cursor {
-            segment,
-            bucket: 0,
-            tags: Vec::new(),
-            at: 0,
-        })
-        .collect();
-    let mut added = Runs::new(dir);
-    let mut chunk = Vec::new();
-    while let Some(prefix) = merged.next_prefix()? {
-        let mut known = false;
-        for cursor in &mut cursors {
-            let tag = tag_of(prefix, cursor.segment.header().tag_bits);
-            match cursor.peek(&mut file)? {
-                Some(old) if old < tag => return Ok(None),
-                Some(old) if old == tag => {
-                    cursor.at += 1;
-                    known = true;
-                }
-                _ => {}
-            }
-        }
-        if !known {
-            chunk.push(prefix);
-            if chunk.len() == RUN_LEN {
-                added.push(std::mem::take(&mut chunk))?;
-            }
-        }
-    }
-    for cursor in &mut cursors {
-        if cursor.peek(&mut file)?.is_some() {
-            return Ok(None);
-        }
-    }
-    added.push(chunk)?;
-    Ok(Some(added))
-}
-
-/// Walks one segment's tags in order, a bucket at a time.
-struct Cursor<'a> {
-    segment: &'a SegmentLayout,
-    bucket: u64,
-    tags: Vec<u128>,
-    at: usize,
-}
-
-impl Cursor<'_> {
-    fn peek(&mut self, file: &mut File) -> Result<Option<u128>, IndexError> {
-        while self.at == self.tags.len() {
-            if self.bucket == self.segment.buckets() {
-                return Ok(None);
-            }
-            let (start, end) = self.segment.bucket_bytes(self.bucket);
-            let mut bytes = vec![0u8; (end - start) as usize];
-            if end > start {
-                use std::io::{Seek, SeekFrom};
-                file.seek(SeekFrom::Start(start))
-                    .and_then(|_| file.read_exact(&mut bytes))
-                    .map_err(|source| IndexError::Io {
-                        action: "reading",
-                        path: "the index file".into(),
-                        source,
-                    })?;
-            }
-            self.tags = self.segment.bucket_tags(self.bucket, &bytes)?;
-            self.at = 0;
-            self.bucket += 1;
-        }
-        Ok(Some(self.tags[self.at]))
-    }
-}
-
-/// Checks our own index file before a delta is appended to it.
-fn verify_own(path: &Path) -> Result<VerifiedIndex, IndexError> {
-    let mut file = File::open(path).map_err(io("reading", path))?;
-    let mut verifier = Verifier::new(None);
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let read = file.read(&mut buffer).map_err(io("reading", path))?;
-        if read == 0 {
-            break;
-        }
-        verifier.update(&buffer[..read])?;
-    }
-    Ok(verifier.finish()?)
 }
 
 /// A build directory inside the index directory, deleted when dropped.

@@ -38,6 +38,7 @@
 mod build;
 pub mod client;
 mod command;
+mod delta;
 mod files;
 mod key;
 mod runs;
