@@ -254,8 +254,13 @@ fn describe(event: &AuditEvent) -> String {
         );
         if let Some(epoch) = &f.index_epoch {
             let epoch: String = epoch.chars().take(8).collect();
+            let epoch = if epoch.is_empty() {
+                "(epoch not yet known)".to_owned()
+            } else {
+                epoch
+            };
             let bytes = f.index_bytes.unwrap_or(0);
-            text.push_str(&format!(" | via index {epoch} ({bytes} index bytes moved)"));
+            text.push_str(&format!(" | via index {epoch}, {bytes} index bytes moved"));
         }
         match event {
             AuditEvent::SessionRefused { reason, .. } => {

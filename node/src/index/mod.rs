@@ -288,3 +288,7 @@ fn write_state(dir: &Path, state: &IndexState) -> Result<(), IndexError> {
         source,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
