@@ -81,3 +81,47 @@ fn bench_refuses_nonsense_arguments_with_a_clear_message() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_index_bench_reports_the_build_against_its_floor_and_both_sessions() {
+    let out = Command::new(env!("CARGO_BIN_EXE_blindmatch"))
+        .args([
+            "bench",
+            "--via-index",
+            "--provider-n",
+            "3000",
+            "--n",
+            "200",
+            "--overlap",
+            "0.5",
+            "--json",
+        ])
+        .output()
+        .expect("run blindmatch bench --via-index");
+    assert!(
+        out.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8 output");
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("one JSON line")).expect("JSON");
+    let number = |key: &str| {
+        report[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} is a number in {report}"))
+    };
+    let (found, expected) = pair(&report, "intersection");
+    assert_eq!((found, expected), (100.0, 100.0), "{report}");
+    assert!(number("index_build_s") > 0.0 && number("index_floor_s") > 0.0);
+    let per = number("index_bytes_per_identifier");
+    assert!(per > 6.0 && per < 8.0, "{report}");
+    // The first session fetched the index; the second only the queries: 64 bytes per
+    // identifier plus the handshake and the two receipts.
+    assert!(number("first_bytes") > number("index_bytes"), "{report}");
+    let online = number("online_bytes");
+    assert!(
+        online > 200.0 * 64.0 && online < 200.0 * 64.0 + 8000.0,
+        "{report}"
+    );
+}
