@@ -52,6 +52,7 @@ mod input;
 mod report;
 mod revoke;
 mod store;
+mod stream;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -69,6 +70,7 @@ pub use import::{
 };
 pub use report::{ImportReport, RejectionCount};
 pub use revoke::{RevokeReport, revoke};
+pub use stream::DatasetReader;
 
 pub use store::{
     Dataset, DatasetEntry, FORMAT_VERSION, MAGIC, RecordIds, StoredRecord, list, remove,

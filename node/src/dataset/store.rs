@@ -46,8 +46,8 @@ pub const MAGIC: [u8; 8] = *b"\x89BMDS\r\n\x1a";
 /// Version of the file layout written by this build.
 pub const FORMAT_VERSION: u16 = 1;
 
-const PREAMBLE_LEN: usize = 16;
-const CHECKSUM_LEN: usize = 32;
+pub(super) const PREAMBLE_LEN: usize = 16;
+pub(super) const CHECKSUM_LEN: usize = 32;
 const MAX_META_LEN: usize = 1 << 20;
 
 const FLAG_LEGAL_BASIS: u8 = 1;
@@ -507,7 +507,7 @@ fn read_meta(path: &Path) -> Result<DatasetMeta, DatasetError> {
 }
 
 /// Checks magic and format version; returns the metadata length.
-fn check_preamble(path: &Path, bytes: &[u8]) -> Result<usize, DatasetError> {
+pub(super) fn check_preamble(path: &Path, bytes: &[u8]) -> Result<usize, DatasetError> {
     if bytes.len() < PREAMBLE_LEN {
         return Err(
             if bytes.starts_with(&MAGIC[..bytes.len().min(MAGIC.len())]) {
@@ -535,7 +535,7 @@ fn check_preamble(path: &Path, bytes: &[u8]) -> Result<usize, DatasetError> {
     Ok(meta_len)
 }
 
-fn check_normalisation(path: &Path, preamble: &[u8]) -> Result<(), DatasetError> {
+pub(super) fn check_normalisation(path: &Path, preamble: &[u8]) -> Result<(), DatasetError> {
     let found = u16::from_le_bytes([preamble[10], preamble[11]]);
     if found != NORMALISATION_VERSION {
         return Err(DatasetError::NormalisationVersion {
@@ -547,7 +547,7 @@ fn check_normalisation(path: &Path, preamble: &[u8]) -> Result<(), DatasetError>
     Ok(())
 }
 
-fn parse_meta(path: &Path, json: &[u8]) -> Result<DatasetMeta, DatasetError> {
+pub(super) fn parse_meta(path: &Path, json: &[u8]) -> Result<DatasetMeta, DatasetError> {
     let meta: DatasetMeta = serde_json::from_slice(json)
         .map_err(|err| corrupt(path, format!("unreadable metadata: {err}")))?;
     if meta.normalisation_version != NORMALISATION_VERSION {
@@ -585,13 +585,13 @@ fn index_records(bytes: &[u8], count: u64) -> Result<Vec<u64>, String> {
     Ok(offsets)
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+pub(super) struct Reader<'a> {
+    pub(super) bytes: &'a [u8],
+    pub(super) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn record(&mut self) -> Result<StoredRecord, &'static str> {
+    pub(super) fn record(&mut self) -> Result<StoredRecord, &'static str> {
         let id = self.string()?;
         let flags = self.byte()?;
         if flags & !KNOWN_FLAGS != 0 {
@@ -677,7 +677,7 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn corrupt(path: &Path, problem: String) -> DatasetError {
+pub(super) fn corrupt(path: &Path, problem: String) -> DatasetError {
     DatasetError::Corrupt {
         path: PathBuf::from(path),
         problem,

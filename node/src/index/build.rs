@@ -7,8 +7,9 @@
 //! prefixes, sorted and kept as a run ([`super::runs`]); the runs are merged into the
 //! segment's coded body, written to a temporary file in the build directory, and the
 //! final file (earlier segments, the signed header, the body) replaces the old one
-//! atomically. Memory: the stored dataset (as `Dataset::load` holds it) plus one chunk
-//! (~50 MiB), whatever the number of identifiers.
+//! atomically. The dataset is read record by record from one open file (two passes:
+//! counting, then evaluating), never whole, so memory is one chunk and the merge's
+//! buffers (~100 MiB), whatever the number of identifiers.
 //!
 //! A delta is tried when the index is current but for the dataset version: the new
 //! identifiers are evaluated under the current key and merged against the index's tags;
@@ -16,6 +17,7 @@
 //! Otherwise (or with `--rotate`, or when deltas would outgrow the base) a new epoch
 //! starts, and the old key is destroyed before anything is evaluated under the new one.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -36,7 +38,7 @@ use super::{
     dataset_index_dir, policy_text, read_state, write_state,
 };
 use crate::config::DatasetPolicy;
-use crate::dataset::Dataset;
+use crate::dataset::DatasetReader;
 use crate::identity::{Access, write_file_atomic_with};
 use crate::policy::keeps;
 
@@ -146,15 +148,17 @@ pub fn build(
     std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
     let _lock = lock(&data_dir.join(INDEX_DIR))?;
     remove_stale_builds(&dir);
-    let dataset = Dataset::load(data_dir, name)?;
-    let eligible = Eligible::of(&dataset, policy);
+    let mut dataset = DatasetReader::open(data_dir, name)?;
+    let eligible = Eligible::of(&mut dataset, policy)?;
     let version = dataset.meta().version.clone();
+    let reference = DatasetRef::new(name, dataset.meta().version_bytes());
     let job = Job {
         dir: &dir,
-        dataset: &dataset,
+        dataset: RefCell::new(dataset),
+        version: version.clone(),
         policy,
         eligible,
-        reference: DatasetRef::new(name, dataset.meta().version_bytes()),
+        reference,
         signing_key,
         progress,
     };
@@ -196,13 +200,13 @@ struct Eligible {
 }
 
 impl Eligible {
-    fn of(dataset: &Dataset, policy: &DatasetPolicy) -> Self {
+    fn of(dataset: &mut DatasetReader, policy: &DatasetPolicy) -> Result<Self, IndexError> {
         let mut eligible = Self {
             records: 0,
             identifiers: 0,
             kinds: KindSet::empty(),
         };
-        for record in dataset.records() {
+        dataset.for_each(|record| {
             if policy.is_open() || keeps(policy, &record) {
                 eligible.records += 1;
                 eligible.identifiers += record.identifiers.len() as u64;
@@ -210,14 +214,18 @@ impl Eligible {
                     eligible.kinds.insert(*kind);
                 }
             }
-        }
-        eligible
+            Ok::<(), IndexError>(())
+        })?;
+        Ok(eligible)
     }
 }
 
 struct Job<'a> {
     dir: &'a Path,
-    dataset: &'a Dataset,
+    /// One open file for every pass, so all read the same version.
+    dataset: RefCell<DatasetReader>,
+    /// Its version tag (hex).
+    version: String,
     policy: &'a DatasetPolicy,
     eligible: Eligible,
     reference: DatasetRef,
@@ -301,7 +309,7 @@ impl Job<'_> {
         let state = IndexState {
             epoch: hex::encode(key.epoch()),
             dataset: self.reference.name.clone(),
-            dataset_version: self.dataset.meta().version.clone(),
+            dataset_version: self.version.clone(),
             policy: policy_text(self.policy),
             segments: 1,
             elements: signed.header.total_elements,
@@ -372,7 +380,7 @@ impl Job<'_> {
         })
         .map_err(io("writing", &path))?;
         let mut next = state.clone();
-        next.dataset_version = self.dataset.meta().version.clone();
+        next.dataset_version = self.version.clone();
         next.segments += 1;
         next.elements = signed.header.total_elements;
         next.file_len = existing.file_len() + header.len() as u64 + signed.header.body_len();
@@ -414,9 +422,9 @@ impl Job<'_> {
             ends.clear();
             Ok(())
         };
-        for record in self.dataset.records() {
+        self.dataset.borrow_mut().for_each(|record| {
             if !(self.policy.is_open() || keeps(self.policy, &record)) {
-                continue;
+                return Ok(());
             }
             for (kind, value) in &record.identifiers {
                 oprf_input_into(&mut buffer, IdentKind::code(*kind), value.as_bytes());
@@ -425,7 +433,8 @@ impl Job<'_> {
                     flush(&mut buffer, &mut ends)?;
                 }
             }
-        }
+            Ok::<(), IndexError>(())
+        })?;
         flush(&mut buffer, &mut ends)?;
         Ok(runs)
     }

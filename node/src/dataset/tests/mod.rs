@@ -4,6 +4,7 @@ mod command;
 mod import;
 mod properties;
 mod store;
+mod stream;
 
 use std::fs;
 use std::path::{Path, PathBuf};
