@@ -226,6 +226,7 @@ fn build() -> Fixture {
         AuditEvent::SessionRefused {
             facts: facts(2, None),
             reason: "budget-exhausted".into(),
+            attempts: 1,
         },
     );
     // The clock was set back: recorded as a regression, not a fault.
@@ -383,5 +384,6 @@ fn facts(n: u8, intersection: Option<u64>) -> SessionFacts {
         receipt: None,
         peer_receipt: None,
         run_id: None,
+        charged: None,
     }
 }

@@ -43,6 +43,32 @@ pub fn write_results(
     Ok(())
 }
 
+/// `<unix seconds>-<peer>-<session id prefix>.csv`: sortable and unique.
+pub fn result_file_name(peer_name: &str, session_id: &[u8; 16]) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{secs}-{peer_name}-{}.csv", hex::encode(&session_id[..6]))
+}
+
+/// Writes a session's matched records, when the mode gave us any, as
+/// [`result_file_name`] in `results_dir`; `record_id` names a record by its index.
+pub fn store_session_results(
+    results_dir: &Path,
+    peer_name: &str,
+    session_id: &[u8; 16],
+    matches: Option<&[MatchedRecord]>,
+    record_id: &dyn Fn(u32) -> Option<String>,
+) -> std::io::Result<Option<PathBuf>> {
+    let Some(matches) = matches else {
+        return Ok(None);
+    };
+    let path = results_dir.join(result_file_name(peer_name, session_id));
+    write_results(&path, matches, record_id)?;
+    Ok(Some(path))
+}
+
 #[cfg(test)]
 mod tests {
     use blindmatch_protocol::ident::{IdentKind, KindSet};

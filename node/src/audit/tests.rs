@@ -54,6 +54,7 @@ fn session(i: u64, final_: bool) -> AuditEvent {
         receipt: None,
         peer_receipt: None,
         run_id: None,
+        charged: None,
     };
     if final_ {
         AuditEvent::SessionCompleted(facts)

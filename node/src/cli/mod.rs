@@ -4,6 +4,7 @@
 //! and what to do, and end the process with a non-zero exit code.
 
 mod admin;
+mod peer;
 mod policy;
 mod progress;
 mod session;
@@ -58,7 +59,7 @@ pub enum Command {
     Id(admin::IdArgs),
     /// Manage the partner nodes this node talks to (pinned by certificate fingerprint).
     #[command(subcommand)]
-    Peer(admin::PeerCommand),
+    Peer(peer::PeerCommand),
     /// Import, list and remove datasets (contact lists from CSV); revoke records.
     #[command(subcommand)]
     Dataset(crate::dataset::DatasetCommand),
@@ -102,7 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(args) => admin::init(&data_dir, args),
         Command::Id(args) => admin::id(&data_dir, args),
-        Command::Peer(cmd) => admin::peer(&data_dir, cmd),
+        Command::Peer(cmd) => peer::run(&data_dir, cmd, quiet),
         Command::Dataset(cmd) => admin::dataset(&data_dir, cmd, quiet),
         Command::Policy(cmd) => policy::run(&data_dir, cmd),
         Command::Serve(args) => session::serve(&data_dir, args),

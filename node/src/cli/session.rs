@@ -39,9 +39,12 @@ pub struct MatchArgs {
     /// Legal basis under PIPL art. 13 (e.g. `consent`, `contract`), recorded in both logs.
     #[arg(long, default_value = "")]
     pub legal_basis: String,
-    /// What each side learns: `both` (each its own matched records), `initiator` (only
-    /// us), `responder` (only them), `cardinality` (both only the count).
-    #[arg(long, default_value = "both")]
+    /// What each side learns: `initiator` (we learn our matched records, the peer
+    /// nothing: the default), `both` (each its own matched records), `responder` (only
+    /// the peer), `cardinality` (both only the count; against a dishonest peer as
+    /// revealing as `initiator`). Our policy must allow the mode for this peer
+    /// (`match_modes` in node.toml).
+    #[arg(long, default_value = "initiator")]
     pub mode: OutputMode,
     /// Write matched records here (CSV: id,matched_kinds). Default: results/ in the data dir.
     #[arg(long)]

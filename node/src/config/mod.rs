@@ -176,6 +176,10 @@ pub struct PeerConfig {
     /// Output modes allowed for sessions this peer initiates (empty: it may not
     /// initiate any).
     pub modes: Vec<AllowedMode>,
+    /// Output modes we may use when we start a session with this peer (`match`);
+    /// `initiator` alone (we learn, the peer learns nothing) unless the operator wrote
+    /// more.
+    pub match_modes: Vec<AllowedMode>,
     /// Largest set this peer may declare, if capped.
     pub max_peer_set_size: Option<u64>,
     /// Purposes, legal bases, ratio, budgets, rate limits, disclosure threshold.
@@ -362,6 +366,7 @@ impl PeerConfig {
             audit_key: None,
             offers: Vec::new(),
             modes: AllowedMode::ALL.to_vec(),
+            match_modes: vec![AllowedMode::Initiator],
             max_peer_set_size: None,
             policy: PeerPolicy::default(),
         }
@@ -397,6 +402,17 @@ impl PeerConfig {
     /// Whether this peer may initiate a session with output `mode`.
     pub fn allows_mode(&self, mode: AllowedMode) -> bool {
         self.modes.contains(&mode)
+    }
+
+    /// This peer with the modes we may use when we start a session with it.
+    pub fn with_match_modes(mut self, modes: impl IntoIterator<Item = AllowedMode>) -> Self {
+        self.match_modes = modes.into_iter().collect();
+        self
+    }
+
+    /// Whether we may start a session with this peer in output `mode`.
+    pub fn allows_match_mode(&self, mode: AllowedMode) -> bool {
+        self.match_modes.contains(&mode)
     }
 
     /// Whether we offer `dataset` to this peer.

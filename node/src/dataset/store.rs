@@ -129,6 +129,13 @@ impl Dataset {
         Ok(dataset)
     }
 
+    /// The metadata of dataset `name` in `data_dir`, from its header alone (the records
+    /// are neither read nor checksummed): cheap checks before a full load.
+    pub fn read_meta(data_dir: &Path, name: &str) -> Result<DatasetMeta, DatasetError> {
+        check_name(name)?;
+        read_meta(&dataset_path(data_dir, name))
+    }
+
     /// The dataset's metadata.
     pub fn meta(&self) -> &DatasetMeta {
         &self.meta

@@ -18,6 +18,13 @@
 //! compaction; any other unreadable line is an error, and the server then refuses
 //! every session rather than forget budgets.
 //!
+//! # Several processes
+//!
+//! `serve` and `match` of one node charge the same budgets, so every check-and-charge
+//! runs under an exclusive lock on `<data>/policy-ledger.lock` ([`Ledger::transact`]),
+//! and re-reads the file first when another process changed it (its length or identity
+//! differs from what this process last saw).
+//!
 //! # Bounded growth
 //!
 //! Session lines are kept for the retention window (the replay window, at least one
@@ -37,6 +44,8 @@ use crate::identity::{Access, write_file_atomic};
 
 /// File name of the ledger inside the data directory.
 pub const LEDGER_FILE: &str = "policy-ledger.jsonl";
+/// File name of the lock every process takes to check and charge.
+pub const LEDGER_LOCK_FILE: &str = "policy-ledger.lock";
 /// Version of the ledger's line format.
 pub const LEDGER_VERSION: u32 = 1;
 /// Seconds in a day: the shortest retention, so rolling daily budgets stay exact.
@@ -107,8 +116,31 @@ pub struct Ledger {
     carried: BTreeMap<String, Carried>,
     seen: HashSet<[u8; 16]>,
     lines_on_disk: usize,
+    /// Length and identity of the file as this process last read or wrote it.
+    seen_on_disk: Option<FileStamp>,
     /// Lines beyond twice the needed ones tolerated before compacting.
     compaction_slack: usize,
+}
+
+/// What tells whether another process changed the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    id: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let id = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let id = 0;
+        Some(Self {
+            len: meta.len(),
+            id,
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -140,6 +172,7 @@ impl Ledger {
     /// holds expired sessions or a torn last line. `retention_days` is the replay
     /// window.
     pub fn open(data_dir: &Path, retention_days: u32, now: u64) -> Result<Self, LedgerError> {
+        let _lock = lock_at(&Self::path(data_dir))?;
         let (mut ledger, torn_tail) = Self::load(data_dir, retention_days)?;
         let expired = ledger.expire(now);
         if !ledger.path.exists() || torn_tail || expired {
@@ -177,6 +210,39 @@ impl Ledger {
         totals
     }
 
+    /// Checks and charges atomically across this node's processes: under the ledger lock,
+    /// re-reads the file if another process changed it, runs `decide` on the ledger as
+    /// it is now, and records the charge `decide` returns (if any) before unlocking.
+    pub fn transact<T, E>(
+        &mut self,
+        now: u64,
+        decide: impl FnOnce(&Ledger) -> Result<(Option<Charge>, T), E>,
+    ) -> Result<Result<T, E>, LedgerError> {
+        let _lock = lock_at(&self.path)?;
+        if FileStamp::of(&self.path) != self.seen_on_disk {
+            let data_dir = self
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let retention_days = (self.retention_secs / DAY_SECS) as u32;
+            let slack = self.compaction_slack;
+            let (mut fresh, _) = Self::load(&data_dir, retention_days)?;
+            fresh.expire(now);
+            fresh.compaction_slack = slack;
+            fresh.file = Some(fresh.open_append()?);
+            *self = fresh;
+        }
+        match decide(self) {
+            Ok((Some(charge), value)) => {
+                self.record(charge, now)?;
+                Ok(Ok(value))
+            }
+            Ok((None, value)) => Ok(Ok(value)),
+            Err(err) => Ok(Err(err)),
+        }
+    }
+
     /// Records an accepted session durably (append and fsync) before returning.
     pub fn record(&mut self, charge: Charge, now: u64) -> Result<(), LedgerError> {
         let line = session_line(&charge);
@@ -198,6 +264,7 @@ impl Ledger {
             });
         }
         self.lines_on_disk += 1;
+        self.seen_on_disk = FileStamp::of(&self.path);
         self.seen.insert(charge.session);
         self.charges.push(charge);
         self.expire(now);
@@ -222,6 +289,7 @@ impl Ledger {
             carried: BTreeMap::new(),
             seen: HashSet::new(),
             lines_on_disk: 0,
+            seen_on_disk: FileStamp::of(&path),
             compaction_slack: COMPACTION_SLACK,
         };
         let text = match std::fs::read(&path) {
@@ -339,6 +407,7 @@ impl Ledger {
             }
         })?;
         self.lines_on_disk = 1 + self.carried.len() + self.charges.len();
+        self.seen_on_disk = FileStamp::of(&self.path);
         Ok(())
     }
 
@@ -352,6 +421,29 @@ impl Ledger {
                 source,
             })
     }
+}
+
+/// Takes the lock every process of this node holds to check and charge (next to the
+/// ledger at `ledger_path`); released when the returned file is dropped.
+fn lock_at(ledger_path: &Path) -> Result<File, LedgerError> {
+    let path = ledger_path.with_file_name(LEDGER_LOCK_FILE);
+    let io_err = |action| {
+        let path = path.clone();
+        move |source| LedgerError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err("opening"))?;
+    file.lock().map_err(io_err("locking"))?;
+    Ok(file)
 }
 
 fn session_line(charge: &Charge) -> String {

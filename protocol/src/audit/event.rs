@@ -95,13 +95,19 @@ pub enum AuditEvent {
     SessionRequested(SessionFacts),
     /// The responder accepted the session.
     SessionAccepted(SessionFacts),
-    /// The responder refused the session.
+    /// A node's policy refused the session (the responder on `Hello`, or the initiator
+    /// on `Accept`). Refusals are coalesced per peer and reason like
+    /// `connection_aborted`: at most one record per interval, `attempts` counting the
+    /// refusals it stands for, `facts` those of the latest.
     SessionRefused {
         /// What was known of the session.
         #[serde(flatten)]
         facts: SessionFacts,
         /// The refusal reason.
         reason: String,
+        /// Refusals this record accounts for (1, or more when coalesced).
+        #[serde(default = "one")]
+        attempts: u64,
     },
     /// The session finished and both sides confirmed the transcript.
     SessionCompleted(SessionFacts),
@@ -240,6 +246,14 @@ pub struct SessionFacts {
     /// The run this session belongs to, when one `match` ran several peers.
     #[serde(default)]
     pub run_id: Option<String>,
+    /// Identifiers charged to the peer's budgets for this session (what it may learn
+    /// about our set), recorded when the session is accepted.
+    #[serde(default)]
+    pub charged: Option<u64>,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// A dataset as a session names it: its name and version tag (32 hex digits, random).

@@ -131,6 +131,7 @@ fn facts(
         receipt: None,
         peer_receipt: None,
         run_id: None,
+        charged: None,
     }
 }
 
@@ -177,8 +178,13 @@ fn two_logs(sessions: u64) -> (Writer, Writer) {
             b.append(AuditEvent::SessionRefused {
                 facts: fb,
                 reason: reason.clone(),
+                attempts: 1,
             });
-            a.append(AuditEvent::SessionRefused { facts: fa, reason });
+            a.append(AuditEvent::SessionRefused {
+                facts: fa,
+                reason,
+                attempts: 1,
+            });
             continue;
         }
         fa.peer_set_size = Some(nb);
@@ -814,6 +820,7 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
     f.receipt = Some("44".repeat(200));
     f.peer_receipt = f.receipt.clone();
     f.run_id = Some("55".repeat(8));
+    f.charged = Some(20);
     let events = vec![
         AuditEvent::NodeInitialised {
             name: "n".into(),
@@ -855,6 +862,7 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
         AuditEvent::SessionRefused {
             facts: f.clone(),
             reason: "busy".into(),
+            attempts: 1,
         },
         AuditEvent::SessionCompleted(f.clone()),
         AuditEvent::SessionAborted {
@@ -926,6 +934,7 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
         "receipt",
         "peer_receipt",
         "run_id",
+        "charged",
     ];
     assert_eq!(events.len(), AuditEvent::TYPES.len());
     for (event, type_name) in events.iter().zip(AuditEvent::TYPES) {
