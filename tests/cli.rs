@@ -168,6 +168,34 @@ fn two_nodes_match_through_the_binary() {
         let verified = blindmatch(dir, &["audit", "verify"]);
         assert!(!verified.is_empty());
     }
+    imported_file_is_recorded_by_a_keyed_hash(root.path(), &acme, &datahub);
+}
+
+/// The `dataset_imported` record names the file by a hash only its importer can
+/// compute: `dataset file-mac` reproduces it on that node, another node's key gives
+/// another value, and the plain SHA-256 of the file appears nowhere in the log.
+fn imported_file_is_recorded_by_a_keyed_hash(root: &Path, acme: &Path, datahub: &Path) {
+    use sha2::Digest;
+    let crm = root.join("crm.csv");
+    let crm = crm.to_str().expect("utf8");
+    let ours = blindmatch(acme, &["dataset", "file-mac", crm]);
+    let theirs = blindmatch(datahub, &["dataset", "file-mac", crm]);
+    let log = std::fs::read_to_string(acme.join("audit.jsonl")).expect("audit log");
+    let imported = log
+        .lines()
+        .find(|line| line.contains("\"dataset_imported\""))
+        .expect("a dataset_imported record");
+    let record: serde_json::Value = serde_json::from_str(imported).expect("json");
+    let recorded = record["fields"]["input_hmac"].as_str().expect("input_hmac");
+    assert_eq!(ours.trim(), recorded);
+    assert_ne!(theirs.trim(), recorded);
+    let plain = hex::encode(sha2::Sha256::digest(
+        std::fs::read(root.join("crm.csv")).expect("crm"),
+    ));
+    assert!(
+        !log.contains(&plain),
+        "the file's plain SHA-256 is in the log"
+    );
 }
 
 #[test]

@@ -198,7 +198,8 @@ fn build() -> Fixture {
             accepted: 9_000,
             rejected: 12,
             duplicates: 3,
-            input_sha256: fingerprint(3),
+            input_hmac: Some(fingerprint(3)),
+            input_sha256: None,
             normalisation_version: 1,
         },
     );

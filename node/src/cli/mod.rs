@@ -7,6 +7,7 @@ mod admin;
 mod peer;
 mod policy;
 mod progress;
+mod serve;
 mod session;
 
 use std::path::PathBuf;
@@ -67,7 +68,7 @@ pub enum Command {
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
     /// Run as a responder: serve match sessions for pinned peers until Ctrl-C / SIGTERM.
-    Serve(session::ServeArgs),
+    Serve(serve::ServeArgs),
     /// Run one match session with a peer as initiator and write the matched records.
     Match(session::MatchArgs),
     /// Verify, cross-check and show the signed, hash-chained audit log.
@@ -106,7 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Peer(cmd) => peer::run(&data_dir, cmd, quiet),
         Command::Dataset(cmd) => admin::dataset(&data_dir, cmd, quiet),
         Command::Policy(cmd) => policy::run(&data_dir, cmd),
-        Command::Serve(args) => session::serve(&data_dir, args),
+        Command::Serve(args) => serve::serve(&data_dir, args),
         Command::Match(args) => session::run_match(&data_dir, args, quiet),
         Command::Audit(cmd) => crate::audit::run(cmd, &data_dir),
         Command::Demo(args) => crate::demo::run(args, quiet),

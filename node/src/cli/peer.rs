@@ -27,6 +27,8 @@ const DEFAULT_TOTAL_MULTIPLE: u64 = 20;
 const DEFAULT_RATIO: f64 = 2.0;
 
 /// `blindmatch peer ...`.
+// Parsed once per process: the size of the `Add` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum PeerCommand {
     /// Pin a partner node by its certificate fingerprint (from its `blindmatch id`).
@@ -141,8 +143,12 @@ pub fn run(data_dir: &Path, cmd: PeerCommand, quiet: bool) -> anyhow::Result<Exi
         PeerCommand::List { json } => list(data_dir, json),
         PeerCommand::Remove { name } => {
             let removed = admin::remove_peer(data_dir, &name)?;
+            let told = crate::server::instance::ask_to_reload(data_dir);
             if !quiet {
                 println!("removed peer `{}` ({})", removed.name, removed.fingerprint);
+                if told {
+                    println!("the running `serve` cut it off (its sessions in flight are aborted)");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -185,10 +191,18 @@ fn add(data_dir: &Path, args: PeerAddArgs, quiet: bool) -> anyhow::Result<ExitCo
         peer.match_modes = args.match_modes.clone();
     }
     peer.audit_key = args.audit_key;
-    let defaults = !args.offers.is_empty();
+    // Limits by default wherever the peer learns from our answers: when it starts
+    // sessions against an offered dataset, or in a mode we start that answers it.
+    let learns_from_us = peer.match_modes.iter().any(|m| {
+        matches!(
+            m,
+            AllowedMode::Both | AllowedMode::Responder | AllowedMode::Cardinality
+        )
+    });
+    let defaults = !args.offers.is_empty() || learns_from_us;
     let pick = |given: Option<Limit>, default: u64| match given {
         Some(Limit(value)) => value,
-        None => defaults.then_some(default.max(1)),
+        None => (defaults && default > 0).then_some(default),
     };
     peer.max_peer_set_size = args.max_peer_set_size.and_then(|l| l.0);
     peer.policy.max_set_ratio = match args.max_set_ratio {
@@ -211,7 +225,11 @@ fn add(data_dir: &Path, args: PeerAddArgs, quiet: bool) -> anyhow::Result<ExitCo
     )
     .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
     let peer = admin::add_peer(data_dir, peer)?;
+    let told = crate::server::instance::ask_to_reload(data_dir);
     if !quiet {
+        if told {
+            println!("the running `serve` accepts it from its next handshake");
+        }
         println!(
             "pinned peer `{}` at {} ({})",
             peer.name, peer.addr, peer.fingerprint

@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{self, Access, Fingerprint};
+use crate::files::{self, Access};
+use crate::identity::Fingerprint;
 
 pub use policy::{
     BelowThreshold, DEFAULT_REPLAY_WINDOW_DAYS, DatasetPolicy, MAX_POLICY_TEXT, PeerPolicy,
@@ -263,7 +264,7 @@ impl NodeConfig {
     pub fn save(&self, data_dir: &Path) -> Result<(), ConfigError> {
         let text = self.to_toml()?;
         let path = Self::path(data_dir);
-        identity::write_file_atomic(&path, text.as_bytes(), Access::OwnerOnly).map_err(|source| {
+        files::write_file(&path, text.as_bytes(), Access::OwnerOnly).map_err(|source| {
             ConfigError::Io {
                 action: "writing",
                 path,

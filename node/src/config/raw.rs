@@ -268,8 +268,16 @@ impl RawPeer {
             }
         }
         let policy = validate_peer_policy(&self, &invalid)?;
+        // Nothing is granted by omission: a peer offered a dataset must be given the
+        // modes it may ask for in so many words.
         let modes = match &self.modes {
-            None => AllowedMode::ALL.to_vec(),
+            None if self.offers.is_empty() => Vec::new(),
+            None => {
+                return Err(invalid(
+                    "modes",
+                    "is required when `offers` is not empty: list the modes this peer may ask for (\"both\", \"initiator\", \"responder\", \"cardinality\")".to_owned(),
+                ));
+            }
             Some(names) => parse_modes("modes", names, &invalid)?,
         };
         let match_modes = match &self.match_modes {

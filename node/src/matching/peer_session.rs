@@ -10,7 +10,7 @@ use blindmatch_protocol::error::CloseCode;
 use blindmatch_protocol::session::{
     AcceptInfo, Event, Initiator, InitiatorConfig, PreparedSet, Progress, Role,
 };
-use blindmatch_protocol::wire::DatasetRef;
+use blindmatch_protocol::wire::{DatasetRef, Hello};
 use rand::Rng;
 
 use super::{MatchRequest, MatchSummary};
@@ -46,8 +46,15 @@ pub(super) async fn run(
         .peer(&request.peer)
         .cloned()
         .ok_or_else(|| NodeError::UnknownPeer(request.peer.clone()))?;
-    // Step 1 of our policy, as far as it is known before we connect.
-    policy::decide_as_initiator(&peer, request.mode, None).map_err(refused)?;
+    let mut session_id = [0u8; 16];
+    rand::rng().fill_bytes(&mut session_id);
+    // Step 1 of our policy, as far as it is known before we connect: a refusal here
+    // sends nothing, and is recorded.
+    if let Err(refusal) = policy::decide_as_initiator(&peer, request.mode, None) {
+        return Err(refused_before_connecting(
+            &node, &peer, &request, &prepared, session_id, refusal,
+        ));
+    }
 
     let addr = peer.addr.resolve(&peer.name).await?;
     let tuning = TransportTuning::with_idle_timeout(config.limits.idle_timeout);
@@ -59,8 +66,6 @@ pub(super) async fn run(
         .await
         .map_err(|e| NodeError::Transport(transport::classify_connection_error(e, Some(addr))))?;
 
-    let mut session_id = [0u8; 16];
-    rand::rng().fill_bytes(&mut session_id);
     let mut init = InitiatorConfig::new(
         session_id,
         binding,
@@ -154,7 +159,7 @@ pub(super) async fn run(
     client.shutdown().await;
     Ok(MatchSummary {
         session_id: hex::encode(session_id),
-        our_size,
+        our_size: prepared.set.len() as u64,
         our_records: prepared.record_ids.len(),
         their_size: outcome.peer_set_size,
         intersection: outcome.intersection_size,
@@ -235,11 +240,40 @@ fn on_accept(
     Ok(active)
 }
 
-/// Our own policy's refusal before a session exists.
-fn refused(refusal: Refusal) -> NodeError {
-    NodeError::Other(format!(
+/// Our own policy's refusal before we connect: recorded as a `session_refused` of the
+/// session we would have started (nothing was sent), returned as the error to show.
+fn refused_before_connecting(
+    node: &Node,
+    peer: &PeerConfig,
+    request: &MatchRequest,
+    prepared: &Prepared,
+    session_id: [u8; 16],
+    refusal: Refusal,
+) -> NodeError {
+    let text = format!(
         "refused by this node's own policy ({}): {}",
         refusal.reason.name(),
         refusal.text
-    ))
+    );
+    let our_size = prepared.set.len() as u64;
+    // The Hello we would have sent, for the record only: it never leaves this node.
+    let mut hello = Hello::new(session_id, request.mode, our_size, [0; 32]);
+    hello.dataset = request.remote_dataset.clone();
+    hello.purpose = request.purpose.clone();
+    hello.legal_basis = request.legal_basis.clone();
+    let mut facts = FactsBuilder::new(
+        Role::Initiator,
+        node.identity().fingerprint(),
+        peer.fingerprint,
+        &peer.name,
+        &hello,
+        our_size,
+    );
+    facts.our_dataset(&prepared.reference);
+    node.record_or_warn(AuditEvent::SessionRefused {
+        facts: facts.facts(),
+        reason: text.clone(),
+        attempts: 1,
+    });
+    NodeError::Other(text)
 }

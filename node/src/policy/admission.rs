@@ -68,14 +68,18 @@ impl PolicyGuard {
         Ok(active)
     }
 
-    /// Step 4: the ratio against `own_set_size`, then the durable charge.
+    /// Step 4: the ratio against `own_set_size`, then the durable charge. As initiator
+    /// the ratio applies only when the peer learns from our answers: in `initiator` mode a
+    /// provider's large set costs us CPU, not data.
     pub fn admit(&self, request: &Request<'_>, own_set_size: u64) -> Result<(), Refusal> {
-        check_ratio(
-            &request.peer.policy,
-            request.role,
-            request.peer_set_size,
-            own_set_size,
-        )?;
+        if request.role == Role::Responder || request.charge() > 0 {
+            check_ratio(
+                &request.peer.policy,
+                request.role,
+                request.peer_set_size,
+                own_set_size,
+            )?;
+        }
         self.charge(request.peer, request.session_id, request.charge())
     }
 }

@@ -13,6 +13,7 @@
 //! (and so checked and charged) set size.
 
 mod admission;
+pub mod anchor;
 mod budget;
 mod check;
 mod disclosure;

@@ -40,8 +40,9 @@ pub fn decide(peer: &PeerConfig, hello: &Hello) -> Result<String, Refusal> {
 }
 
 /// Step 1 for the initiator, on the responder's `Accept` (and, for the mode, before we
-/// connect): the mode must be one we use with this peer (`match_modes`), and its set no
-/// larger than `max_peer_set_size`. The refusal is ours, shown to our own operator.
+/// connect): the mode must be one we use with this peer (`match_modes`), and, when it
+/// learns from our answers, its set no larger than `max_peer_set_size`. The refusal is
+/// ours, shown to our own operator.
 pub fn decide_as_initiator(
     peer: &PeerConfig,
     mode: OutputMode,
@@ -59,13 +60,17 @@ pub fn decide_as_initiator(
             ),
         ));
     }
-    if let (Some(max), Some(size)) = (peer.max_peer_set_size, peer_set_size)
+    let peer_learns = blindmatch_protocol::session::learns_count(
+        mode,
+        blindmatch_protocol::session::Role::Responder,
+    );
+    if let (Some(max), Some(size), true) = (peer.max_peer_set_size, peer_set_size, peer_learns)
         && size > max
     {
         return Err(Refusal::new(
             RejectReason::SET_TOO_LARGE,
             format!(
-                "`{}` would match a set of {size} elements, above the limit of {max} per session set for it in node.toml (max_peer_set_size)",
+                "`{}` would test a set of {size} elements against ours, above the limit of {max} per session set for it in node.toml (max_peer_set_size)",
                 peer.name
             ),
         ));

@@ -22,21 +22,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use blindmatch_protocol::error::CloseCode;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{Instrument, info, warn};
 
 use crate::driver::DriverError;
 use crate::node::Node;
 use crate::policy::PolicyGuard;
-use crate::transport::{self, FrameReader, FrameWriter};
+use crate::transport::{self, FrameReader, FrameWriter, PinnedPeers};
 
 mod admission;
+pub mod instance;
 mod no_hello;
 mod refusals;
+mod reload;
 mod session;
 
 use no_hello::{NoHello, NoHelloLog};
 use refusals::RefusalLog;
+use reload::{Reloader, Revocations};
 use session::{Peer, serve_session};
 
 /// How long in-flight sessions may run after shutdown was asked for before they are
@@ -50,16 +53,63 @@ pub const NO_HELLO_INTERVAL: Duration = Duration::from_secs(60);
 /// What the peer sees when this node cannot write its audit log.
 const AUDIT_UNAVAILABLE: &str = "this node cannot write its audit log, so it serves no session until its operator repairs it; try again later";
 
+/// How a server runs besides its node and endpoint.
+#[non_exhaustive]
+#[derive(Debug)]
+pub struct ServeOptions {
+    /// Flips to `true` to stop: no new sessions, those in flight get [`Self::grace`].
+    pub shutdown: watch::Receiver<bool>,
+    /// Flips to `true` to stop at once: sessions in flight are cancelled.
+    pub force: Option<watch::Receiver<bool>>,
+    /// Each message asks for `node.toml` to be reloaded now (SIGHUP).
+    pub reload: Option<mpsc::Receiver<()>>,
+    /// The peers the endpoint accepts, updated when `node.toml` changes; without it the
+    /// configuration is not reloaded.
+    pub pinned: Option<PinnedPeers>,
+    /// How long sessions in flight may finish after a stop was asked for.
+    pub grace: Duration,
+}
+
+impl ServeOptions {
+    /// Stop on `shutdown`, the default grace, no reloading.
+    pub fn new(shutdown: watch::Receiver<bool>) -> Self {
+        Self {
+            shutdown,
+            force: None,
+            reload: None,
+            pinned: None,
+            grace: SHUTDOWN_GRACE,
+        }
+    }
+}
+
 /// Serves sessions on `endpoint` until `shutdown` flips to `true`.
-pub async fn run(node: Arc<Node>, endpoint: quinn::Endpoint, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(node: Arc<Node>, endpoint: quinn::Endpoint, shutdown: watch::Receiver<bool>) {
+    run_with(node, endpoint, ServeOptions::new(shutdown)).await;
+}
+
+/// Serves sessions on `endpoint` as `options` say.
+pub async fn run_with(node: Arc<Node>, endpoint: quinn::Endpoint, options: ServeOptions) {
+    let ServeOptions {
+        mut shutdown,
+        force,
+        mut reload,
+        pinned,
+        grace,
+    } = options;
     let config = node.config();
     let limit = config.limits.max_concurrent_sessions as usize;
     let permits = Arc::new(Semaphore::new(limit.max(1)));
     let guard = PolicyGuard::open(node.data_dir(), config.limits.replay_window_days);
     let no_hello = Arc::new(NoHelloLog::new(Arc::clone(&node), NO_HELLO_INTERVAL));
     let refusals = Arc::new(RefusalLog::new(Arc::clone(&node), NO_HELLO_INTERVAL));
+    let revocations = Arc::new(Revocations::default());
+    let mut reloader =
+        pinned.map(|pinned| Reloader::new(Arc::clone(&node), pinned, Arc::clone(&revocations)));
     let mut flush_tick = tokio::time::interval(NO_HELLO_INTERVAL / 4);
     flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut poll_tick = tokio::time::interval(reload::POLL);
+    poll_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let mut sessions = tokio::task::JoinSet::new();
     loop {
@@ -72,6 +122,7 @@ pub async fn run(node: Arc<Node>, endpoint: quinn::Endpoint, mut shutdown: watch
                     guard: Arc::clone(&guard),
                     no_hello: Arc::clone(&no_hello),
                     refusals: Arc::clone(&refusals),
+                    revocations: Arc::clone(&revocations),
                 };
                 let cancel = cancel_rx.clone();
                 sessions.spawn(async move {
@@ -84,15 +135,40 @@ pub async fn run(node: Arc<Node>, endpoint: quinn::Endpoint, mut shutdown: watch
                 no_hello.record_due(Instant::now());
                 refusals.record_due(Instant::now());
             }
+            _ = poll_tick.tick(), if reloader.is_some() => {
+                if let Some(reloader) = reloader.as_mut() {
+                    reloader.check(false);
+                }
+            }
+            Some(()) = async { reload.as_mut()?.recv().await }, if reload.is_some() => {
+                if let Some(reloader) = reloader.as_mut() {
+                    reloader.check(true);
+                }
+            }
         }
     }
     info!(in_flight = sessions.len(), "shutting down: no new sessions");
     endpoint.set_server_config(None);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while sessions.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
+    let mut force = force;
+    let forced = async {
+        if let Some(rx) = force.as_mut()
+            && rx.wait_for(|stop| *stop).await.is_ok()
+        {
+            return;
+        }
+        std::future::pending::<()>().await
+    };
+    let drained = tokio::select! {
+        drained = tokio::time::timeout(grace, async {
+            while sessions.join_next().await.is_some() {}
+        }) => drained.is_ok(),
+        () = forced => false,
+    };
+    if !drained {
+        info!(
+            in_flight = sessions.len(),
+            "cancelling the sessions still in flight"
+        );
         let _ = cancel_tx.send(true);
         while sessions.join_next().await.is_some() {}
     }
@@ -102,7 +178,7 @@ pub async fn run(node: Arc<Node>, endpoint: quinn::Endpoint, mut shutdown: watch
         transport::close_code_to_varint(CloseCode::CANCELLED),
         b"shutting down",
     );
-    endpoint.wait_idle().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
 }
 
 /// What is shared across connections: the node-wide semaphore, the policy state
@@ -113,6 +189,7 @@ struct Limiters {
     guard: Arc<PolicyGuard>,
     no_hello: Arc<NoHelloLog>,
     refusals: Arc<RefusalLog>,
+    revocations: Arc<Revocations>,
 }
 
 async fn handle_incoming(

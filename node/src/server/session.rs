@@ -60,6 +60,7 @@ pub(super) async fn serve_session(
     let mut options = DriverOptions::new(idle);
     options.first_frame_limit = transport::FIRST_FRAME_LIMIT;
     options.cancel = Some(cancel);
+    options.revoked = Some(limiters.revocations.subscribe(peer.fingerprint));
     let mut driver = Driver::start(responder, reader, writer, options);
     // 1. Hello, within the idle timeout.
     let hello = match driver.step().await {

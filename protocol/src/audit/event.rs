@@ -51,6 +51,22 @@ pub enum AuditEvent {
         /// `first-session` or `operator`.
         source: String,
     },
+    /// A running `serve` loaded a changed `node.toml` (pins and policy take effect for
+    /// the next handshake; sessions of removed peers are aborted).
+    ConfigReloaded {
+        /// SHA-256 (hex) of the file loaded.
+        config_sha256: String,
+        /// Peers pinned by it.
+        peers: u64,
+    },
+    /// A running `serve` refused a changed `node.toml` it could not validate, and kept
+    /// the configuration it had.
+    ConfigRejected {
+        /// SHA-256 (hex) of the file refused.
+        config_sha256: String,
+        /// What is wrong with it (key and problem; never personal data).
+        problem: String,
+    },
     /// A peer was removed.
     PeerRemoved {
         /// Local name of the peer.
@@ -68,8 +84,16 @@ pub enum AuditEvent {
         rejected: u64,
         /// Rows dropped as duplicates.
         duplicates: u64,
-        /// SHA-256 of the whole input file (hex): identifies the file, not any person.
-        input_sha256: String,
+        /// HMAC-SHA256 (hex), under a key derived from this node's audit key, of the
+        /// SHA-256 of the whole input file: the operator can check which file was
+        /// imported (`blindmatch dataset file-mac FILE`), while nobody without the key
+        /// can test guesses of a small file's contents against the log.
+        #[serde(default)]
+        input_hmac: Option<String>,
+        /// SHA-256 of the whole input file (hex), in records written before keyed
+        /// hashes; `null` in new ones (a small file's SHA-256 can be brute-forced).
+        #[serde(default)]
+        input_sha256: Option<String>,
         /// Identifier normalisation version applied.
         normalisation_version: u32,
     },
@@ -267,10 +291,12 @@ pub struct DatasetVersion {
 
 impl AuditEvent {
     /// Every record type this version knows, in declaration order.
-    pub const TYPES: [&'static str; 15] = [
+    pub const TYPES: [&'static str; 17] = [
         "node_initialised",
         "peer_added",
         "peer_audit_key_pinned",
+        "config_reloaded",
+        "config_rejected",
         "peer_removed",
         "dataset_imported",
         "dataset_removed",
@@ -291,6 +317,8 @@ impl AuditEvent {
             AuditEvent::NodeInitialised { .. } => "node_initialised",
             AuditEvent::PeerAdded { .. } => "peer_added",
             AuditEvent::PeerAuditKeyPinned { .. } => "peer_audit_key_pinned",
+            AuditEvent::ConfigReloaded { .. } => "config_reloaded",
+            AuditEvent::ConfigRejected { .. } => "config_rejected",
             AuditEvent::PeerRemoved { .. } => "peer_removed",
             AuditEvent::DatasetImported { .. } => "dataset_imported",
             AuditEvent::DatasetRemoved { .. } => "dataset_removed",

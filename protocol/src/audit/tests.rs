@@ -156,7 +156,8 @@ fn two_logs(sessions: u64) -> (Writer, Writer) {
         accepted: 5000,
         rejected: 3,
         duplicates: 12,
-        input_sha256: "ab".repeat(32),
+        input_hmac: Some("ab".repeat(32)),
+        input_sha256: None,
         normalisation_version: 1,
     });
     b.append(AuditEvent::DatasetImported {
@@ -164,7 +165,8 @@ fn two_logs(sessions: u64) -> (Writer, Writer) {
         accepted: 90000,
         rejected: 0,
         duplicates: 40,
-        input_sha256: "cd".repeat(32),
+        input_hmac: Some("cd".repeat(32)),
+        input_sha256: None,
         normalisation_version: 1,
     });
     for i in 0..sessions {
@@ -838,6 +840,14 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
             audit_key: "k".into(),
             source: "first-session".into(),
         },
+        AuditEvent::ConfigReloaded {
+            config_sha256: "66".repeat(32),
+            peers: 2,
+        },
+        AuditEvent::ConfigRejected {
+            config_sha256: "77".repeat(32),
+            problem: "peers[1].max_set_ratio: must be positive".into(),
+        },
         AuditEvent::PeerRemoved {
             name: "p".into(),
             fingerprint: "f".into(),
@@ -847,7 +857,8 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
             accepted: 1,
             rejected: 2,
             duplicates: 3,
-            input_sha256: "00".repeat(32),
+            input_hmac: Some("00".repeat(32)),
+            input_sha256: None,
             normalisation_version: 1,
         },
         AuditEvent::DatasetRemoved { name: "d".into() },
@@ -895,6 +906,7 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
         "rejected",
         "duplicates",
         "input_sha256",
+        "input_hmac",
         "normalisation_version",
         "session_id",
         "role",
@@ -935,6 +947,9 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
         "peer_receipt",
         "run_id",
         "charged",
+        "config_sha256",
+        "peers",
+        "problem",
     ];
     assert_eq!(events.len(), AuditEvent::TYPES.len());
     for (event, type_name) in events.iter().zip(AuditEvent::TYPES) {
