@@ -116,6 +116,8 @@ fn two_nodes_match_through_the_binary() {
             &acme_fp,
             "--offer",
             "kp",
+            "--modes",
+            "initiator",
         ],
     );
     blindmatch(
@@ -166,6 +168,34 @@ fn two_nodes_match_through_the_binary() {
         let verified = blindmatch(dir, &["audit", "verify"]);
         assert!(!verified.is_empty());
     }
+    imported_file_is_recorded_by_a_keyed_hash(root.path(), &acme, &datahub);
+}
+
+/// The `dataset_imported` record names the file by a hash only its importer can
+/// compute: `dataset file-mac` reproduces it on that node, another node's key gives
+/// another value, and the plain SHA-256 of the file appears nowhere in the log.
+fn imported_file_is_recorded_by_a_keyed_hash(root: &Path, acme: &Path, datahub: &Path) {
+    use sha2::Digest;
+    let crm = root.join("crm.csv");
+    let crm = crm.to_str().expect("utf8");
+    let ours = blindmatch(acme, &["dataset", "file-mac", crm]);
+    let theirs = blindmatch(datahub, &["dataset", "file-mac", crm]);
+    let log = std::fs::read_to_string(acme.join("audit.jsonl")).expect("audit log");
+    let imported = log
+        .lines()
+        .find(|line| line.contains("\"dataset_imported\""))
+        .expect("a dataset_imported record");
+    let record: serde_json::Value = serde_json::from_str(imported).expect("json");
+    let recorded = record["fields"]["input_hmac"].as_str().expect("input_hmac");
+    assert_eq!(ours.trim(), recorded);
+    assert_ne!(theirs.trim(), recorded);
+    let plain = hex::encode(sha2::Sha256::digest(
+        std::fs::read(root.join("crm.csv")).expect("crm"),
+    ));
+    assert!(
+        !log.contains(&plain),
+        "the file's plain SHA-256 is in the log"
+    );
 }
 
 #[test]
@@ -231,4 +261,100 @@ fn serve_stops_gracefully_on_sigterm() {
     assert!(status.success(), "serve exits 0 after SIGTERM: {status}");
     let verified = blindmatch(&node, &["audit", "verify"]);
     assert!(!verified.is_empty());
+}
+
+/// Runs the binary expecting failure; its stderr.
+fn blindmatch_fails(data_dir: &Path, args: &[&str]) -> String {
+    let (ok, stdout, stderr) = support::process::blindmatch(data_dir, args);
+    assert!(!ok, "blindmatch {args:?} succeeded:\n{stdout}");
+    stderr
+}
+
+#[test]
+fn peer_add_needs_modes_and_writes_explicit_limits() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let hub = root.path().join("hub");
+    let other = root.path().join("other");
+    blindmatch(&hub, &["init", "--name", "hub"]);
+    blindmatch(&other, &["init", "--name", "other"]);
+    let csv = root.path().join("kp.csv");
+    std::fs::write(
+        &csv,
+        "id,email\nK1,a@x.cn\nK2,b@x.cn\nK3,c@x.cn\nK4,d@x.cn\n",
+    )
+    .expect("csv");
+    let csv_arg = csv.to_str().expect("utf8");
+    blindmatch(
+        &hub,
+        &[
+            "dataset",
+            "import",
+            csv_arg,
+            "--name",
+            "kp",
+            "--id-col",
+            "id",
+            "--email-col",
+            "email",
+        ],
+    );
+    let other_fp = fingerprint(&other);
+    let base = [
+        "peer",
+        "add",
+        "other",
+        "--addr",
+        "127.0.0.1:7447",
+        "--fingerprint",
+    ];
+
+    // --offer without --modes: refused, each mode explained.
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend([other_fp.as_str(), "--offer", "kp"]);
+    let err = blindmatch_fails(&hub, &args);
+    for mode in ["both", "initiator", "responder", "cardinality"] {
+        assert!(err.contains(mode), "{err}");
+    }
+    assert!(err.contains("--modes"), "{err}");
+    // A dataset that does not exist, and our own fingerprint.
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend([
+        other_fp.as_str(),
+        "--offer",
+        "nothing-here",
+        "--modes",
+        "cardinality",
+    ]);
+    assert!(blindmatch_fails(&hub, &args).contains("cannot offer dataset `nothing-here`"));
+    let own = fingerprint(&hub);
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend([own.as_str()]);
+    assert!(blindmatch_fails(&hub, &args).contains("this node's own fingerprint"));
+
+    // With --modes: explicit limits derived from the 4 offered identifiers.
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend([
+        other_fp.as_str(),
+        "--offer",
+        "kp",
+        "--modes",
+        "cardinality,responder",
+    ]);
+    blindmatch(&hub, &args);
+    let toml = std::fs::read_to_string(hub.join("node.toml")).expect("node.toml");
+    for line in [
+        "modes = [\"cardinality\", \"responder\"]",
+        "match_modes = [\"initiator\"]",
+        "max_set_ratio = 2.0",
+        "max_identifiers_per_day = 8",
+        "max_identifiers_total = 80",
+        "max_sessions_per_hour = 6",
+    ] {
+        assert!(toml.contains(line), "missing `{line}` in:\n{toml}");
+    }
+    let policy = blindmatch(&hub, &["policy", "check"]);
+    assert!(
+        policy.contains("8 identifiers per rolling 24 hours"),
+        "{policy}"
+    );
 }

@@ -60,9 +60,11 @@ async fn import_killed_at_any_point_leaves_the_previous_dataset_intact() {
                 assert_ne!(stored, old_sha);
                 // A completed import has been recorded; a killed one may have died
                 // between its rename and its audit record.
+                let recorded = last_import_mac(&provider.dir, "kp");
+                let expected = Some(file_mac(&provider.dir, &stored));
                 if completed {
-                    assert_eq!(last_import_sha(&provider.dir, "kp"), Some(stored));
-                } else if last_import_sha(&provider.dir, "kp") != Some(stored) {
+                    assert_eq!(recorded, expected);
+                } else if recorded != expected {
                     eprintln!("  killed after the rename, before the audit record");
                 }
                 // Put the old one back for the next kill.
@@ -106,8 +108,8 @@ async fn import_killed_at_any_point_leaves_the_previous_dataset_intact() {
     assert!(ok, "the re-import failed: {stderr}");
     assert_eq!(stored_state(&provider.dir, &old_bytes), Stored::New);
     assert_eq!(
-        last_import_sha(&provider.dir, "kp"),
-        Some(input_sha(&provider.dir, "kp"))
+        last_import_mac(&provider.dir, "kp"),
+        Some(file_mac(&provider.dir, &input_sha(&provider.dir, "kp")))
     );
     check_listing(&provider.dir);
     audit_verify(&provider.dir).expect("audit log");
@@ -292,12 +294,19 @@ fn input_sha(data_dir: &Path, name: &str) -> String {
         .clone()
 }
 
-/// The input hash of the last `dataset_imported` record for `name`.
-fn last_import_sha(data_dir: &Path, name: &str) -> Option<String> {
+/// The keyed hash the node records for an input file of SHA-256 `sha256`.
+fn file_mac(data_dir: &Path, sha256: &str) -> String {
+    blindmatch_node::identity::NodeIdentity::load(data_dir)
+        .expect("identity")
+        .input_file_mac(sha256)
+}
+
+/// The keyed input hash of the last `dataset_imported` record for `name`.
+fn last_import_mac(data_dir: &Path, name: &str) -> Option<String> {
     audit_kind(data_dir, "dataset_imported")
         .into_iter()
         .filter(|e| e.fields["name"] == name)
-        .filter_map(|e| e.fields["input_sha256"].as_str().map(str::to_owned))
+        .filter_map(|e| e.fields["input_hmac"].as_str().map(str::to_owned))
         .next_back()
 }
 

@@ -198,7 +198,8 @@ fn build() -> Fixture {
             accepted: 9_000,
             rejected: 12,
             duplicates: 3,
-            input_sha256: fingerprint(3),
+            input_hmac: Some(fingerprint(3)),
+            input_sha256: None,
             normalisation_version: 1,
         },
     );
@@ -226,6 +227,7 @@ fn build() -> Fixture {
         AuditEvent::SessionRefused {
             facts: facts(2, None),
             reason: "budget-exhausted".into(),
+            attempts: 1,
         },
     );
     // The clock was set back: recorded as a regression, not a fault.
@@ -385,5 +387,6 @@ fn facts(n: u8, intersection: Option<u64>) -> SessionFacts {
         run_id: None,
         index_epoch: None,
         index_bytes: None,
+        charged: None,
     }
 }

@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use anyhow::Context;
+
 use blindmatch_protocol::audit::AuditEvent;
 use serde::Serialize;
 
@@ -107,7 +109,7 @@ pub fn import_dataset(data_dir: &Path, options: &ImportOptions) -> Result<Import
     let identity = NodeIdentity::load(data_dir)?;
     let mut log = AuditLog::open(data_dir, identity.audit_key())?;
     let report = dataset::import_with_progress_bar(data_dir, options)?;
-    log.append(imported_event(&options.name, &report))?;
+    log.append(imported_event(&identity, &options.name, &report))?;
     Ok(report)
 }
 
@@ -116,6 +118,12 @@ pub fn import_dataset(data_dir: &Path, options: &ImportOptions) -> Result<Import
 /// (see `index`).
 pub fn dataset_command(data_dir: &Path, cmd: DatasetCommand, quiet: bool) -> anyhow::Result<()> {
     let identity = NodeIdentity::load(data_dir)?;
+    if let DatasetCommand::FileMac { file } = &cmd {
+        let sha256 = dataset::file_sha256_hex(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        println!("{}", identity.input_file_mac(&sha256));
+        return Ok(());
+    }
     let mut log = AuditLog::open(data_dir, identity.audit_key())?;
     let (name, index_after) = match &cmd {
         DatasetCommand::Import(args) => (args.name.clone(), args.index),
@@ -139,7 +147,7 @@ pub fn dataset_command(data_dir: &Path, cmd: DatasetCommand, quiet: bool) -> any
     };
     match dataset::run(cmd, data_dir, quiet)? {
         DatasetOutcome::Imported(report) => {
-            log.append(imported_event(&name, &report))?;
+            log.append(imported_event(&identity, &name, &report))?;
             if index_after {
                 build(&mut log, &name, BuildOptions::default())?;
             }
@@ -192,13 +200,14 @@ fn revoked_event(report: RevokeReport) -> Option<AuditEvent> {
     })
 }
 
-fn imported_event(name: &str, report: &ImportReport) -> AuditEvent {
+fn imported_event(identity: &NodeIdentity, name: &str, report: &ImportReport) -> AuditEvent {
     AuditEvent::DatasetImported {
         name: name.to_owned(),
         accepted: report.accepted,
         rejected: report.rejected_rows,
         duplicates: report.duplicates,
-        input_sha256: report.input_sha256.clone(),
+        input_hmac: Some(identity.input_file_mac(&report.input_sha256)),
+        input_sha256: None,
         normalisation_version: u32::from(NORMALISATION_VERSION),
     }
 }

@@ -20,7 +20,7 @@ use blindmatch_protocol::wire::OutputMode;
 use clap::Args;
 
 use crate::admin;
-use crate::config::{PeerAddr, PeerConfig};
+use crate::config::{AllowedMode, PeerAddr, PeerConfig};
 use crate::dataset::ImportOptions;
 use crate::matching::{self, MatchRequest};
 use crate::node::Node;
@@ -141,7 +141,8 @@ async fn run_in(root: &Path, args: &DemoArgs, quiet: bool) -> anyhow::Result<Str
             "provider",
             PeerAddr::from(listen),
             provider_id.fingerprint.parse()?,
-        ),
+        )
+        .with_match_modes([AllowedMode::Both]),
     )?;
 
     say(&format!(

@@ -11,6 +11,7 @@ pub mod config;
 pub mod dataset;
 pub mod demo;
 pub mod driver;
+pub(crate) mod files;
 pub mod identity;
 pub mod index;
 pub mod matching;

@@ -230,6 +230,7 @@ impl FactsBuilder {
                 run_id: None,
                 index_epoch: None,
                 index_bytes: None,
+                charged: None,
             },
         }
     }
@@ -250,6 +251,12 @@ impl FactsBuilder {
     pub fn progress(&mut self, progress: &Progress) -> &mut Self {
         self.facts.replies_sent = progress.replies_sent;
         self.facts.replies_received = progress.replies_received;
+        self
+    }
+
+    /// Records the identifiers charged to the peer's budgets.
+    pub fn charged(&mut self, identifiers: u64) -> &mut Self {
+        self.facts.charged = Some(identifiers);
         self
     }
 
@@ -311,6 +318,13 @@ impl FactsBuilder {
         self.facts.intersection_size = outcome.intersection_size;
         self.facts.matched_records = outcome.matched_record_count;
         self
+    }
+
+    /// The session id.
+    pub fn session_id(&self) -> [u8; 16] {
+        let mut id = [0u8; 16];
+        let _ = hex::decode_to_slice(&self.facts.session_id, &mut id);
+        id
     }
 
     /// The facts so far.

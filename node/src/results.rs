@@ -1,29 +1,27 @@
 //! Result files: one CSV row per matched local record, written atomically so a failed
 //! session never leaves a partial file.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use blindmatch_protocol::session::MatchedRecord;
+
+use crate::files::{self, Access};
 
 /// Header of every result file (`match --out` and the responder's `results/`).
 pub const RESULT_HEADER: [&str; 2] = ["id", "matched_kinds"];
 
 /// Writes `matches` as CSV to `path` atomically (temporary file in the same directory,
-/// fsync, rename). `record_id` maps a record index to the local record id.
+/// fsync, rename), readable by the owner only: the rows are the matched records' ids.
+/// Missing parent directories are created private. `record_id` maps a record index to
+/// the local record id.
 pub fn write_results(
     path: &Path,
     matches: &[MatchedRecord],
     record_id: &dyn Fn(u32) -> Option<String>,
 ) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-    {
-        let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(tmp.as_file_mut()));
+    files::create_private_dir_all(files::parent_dir(path))?;
+    files::write_file_with(path, Access::OwnerOnly, |out| {
+        let mut writer = csv::Writer::from_writer(out);
         writer.write_record(RESULT_HEADER)?;
         for m in matches {
             let id = record_id(m.record).ok_or_else(|| {
@@ -31,16 +29,34 @@ pub fn write_results(
             })?;
             writer.write_record([id.as_str(), &m.kinds.to_string()])?;
         }
-        writer.flush()?;
-    }
-    tmp.as_file_mut().flush()?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    if let Ok(dir) = std::fs::File::open(&dir) {
-        // Make the rename itself durable; not all platforms allow syncing a directory.
-        let _ = dir.sync_all();
-    }
-    Ok(())
+        writer.flush()
+    })
+}
+
+/// `<unix seconds>-<peer>-<session id prefix>.csv`: sortable and unique.
+pub fn result_file_name(peer_name: &str, session_id: &[u8; 16]) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{secs}-{peer_name}-{}.csv", hex::encode(&session_id[..6]))
+}
+
+/// Writes a session's matched records, when the mode gave us any, as
+/// [`result_file_name`] in `results_dir`; `record_id` names a record by its index.
+pub fn store_session_results(
+    results_dir: &Path,
+    peer_name: &str,
+    session_id: &[u8; 16],
+    matches: Option<&[MatchedRecord]>,
+    record_id: &dyn Fn(u32) -> Option<String>,
+) -> std::io::Result<Option<PathBuf>> {
+    let Some(matches) = matches else {
+        return Ok(None);
+    };
+    let path = results_dir.join(result_file_name(peer_name, session_id));
+    write_results(&path, matches, record_id)?;
+    Ok(Some(path))
 }
 
 #[cfg(test)]
@@ -69,5 +85,11 @@ mod tests {
         let bad = write_results(&dir.path().join("bad.csv"), &matches, &|_| None);
         assert!(bad.is_err());
         assert!(!dir.path().join("bad.csv").exists(), "no partial file");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 }

@@ -156,9 +156,11 @@ fn add_peer(
     offers: &[&str],
     modes: &[AllowedMode],
 ) {
+    // The tests start sessions in every mode: our own policy allows them all here.
     let peer = PeerConfig::new(name, PeerAddr::from(addr), fingerprint)
         .offering(offers.iter().copied())
-        .with_modes(modes.iter().copied());
+        .with_modes(modes.iter().copied())
+        .with_match_modes(AllowedMode::ALL);
     admin::add_peer(&node.dir, peer).expect("peer add");
 }
 

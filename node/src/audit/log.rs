@@ -13,7 +13,7 @@ use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
 use super::AuditError;
-use crate::identity::sync_dir;
+use crate::files::sync_dir;
 
 /// File name of the audit log inside the data directory.
 pub const LOG_FILE: &str = "audit.jsonl";
@@ -118,7 +118,7 @@ impl AuditLog {
     ) -> Result<AuditLog, AuditError> {
         let path = data_dir.join(LOG_FILE);
         let existed = path.exists();
-        let file = OpenOptions::new()
+        let file = crate::files::private_file_options()
             .read(true)
             .append(true)
             .create(true)
@@ -474,7 +474,11 @@ fn write_side_file(data_dir: &Path, torn: &[u8]) -> Result<PathBuf, AuditError> 
             n => format!("{LOG_FILE}.torn-{stamp}-{n}"),
         };
         let side = data_dir.join(name);
-        match OpenOptions::new().write(true).create_new(true).open(&side) {
+        match crate::files::private_file_options()
+            .write(true)
+            .create_new(true)
+            .open(&side)
+        {
             Ok(mut f) => {
                 f.write_all(torn).map_err(io_err(&side, "cannot write"))?;
                 f.sync_all().map_err(io_err(&side, "cannot sync"))?;

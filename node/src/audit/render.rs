@@ -291,6 +291,17 @@ fn describe(event: &AuditEvent) -> String {
             Some(key) => format!("peer {name} ({fingerprint}), audit key {key}"),
             None => format!("peer {name} ({fingerprint}), audit key pinned at its first session"),
         },
+        AuditEvent::ConfigReloaded {
+            config_sha256,
+            peers,
+        } => format!("node.toml reloaded ({peers} peers pinned), sha256 {config_sha256}"),
+        AuditEvent::ConfigRejected {
+            config_sha256,
+            problem,
+        } => format!(
+            "node.toml change refused, previous configuration kept: {}; sha256 {config_sha256}",
+            blindmatch_protocol::wire::printable(problem)
+        ),
         AuditEvent::PeerAuditKeyPinned {
             name,
             fingerprint,
@@ -303,11 +314,17 @@ fn describe(event: &AuditEvent) -> String {
             accepted,
             rejected,
             duplicates,
+            input_hmac,
             input_sha256,
             normalisation_version,
         } => {
             format!(
-                "dataset {name}: {accepted} accepted, {rejected} rejected, {duplicates} duplicates; input file sha256 {input_sha256}; normalisation v{normalisation_version}"
+                "dataset {name}: {accepted} accepted, {rejected} rejected, {duplicates} duplicates; input file {}; normalisation v{normalisation_version}",
+                match (input_hmac, input_sha256) {
+                    (Some(mac), _) => format!("keyed hash {mac}"),
+                    (None, Some(sha)) => format!("sha256 {sha}"),
+                    (None, None) => "not recorded".to_owned(),
+                }
             )
         }
         AuditEvent::DatasetRemoved { name } => format!("dataset {name}"),

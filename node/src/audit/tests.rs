@@ -56,6 +56,7 @@ fn session(i: u64, final_: bool) -> AuditEvent {
         run_id: None,
         index_epoch: None,
         index_bytes: None,
+        charged: None,
     };
     if final_ {
         AuditEvent::SessionCompleted(facts)

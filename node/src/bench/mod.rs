@@ -175,9 +175,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let port = free_udp_port()?;
     let listen = format!("127.0.0.1:{port}");
     #[rustfmt::skip]
-    b.run(&["peer", "add", "a", "--addr", "127.0.0.1:9", "--fingerprint", &a.fingerprint()?, "--offer", "b"])?;
+    b.run(&["peer", "add", "a", "--addr", "127.0.0.1:9", "--fingerprint", &a.fingerprint()?, "--offer", "b", "--modes", args.mode.name(), "--max-set-ratio", "none", "--max-identifiers-per-day", "none", "--max-identifiers-total", "none", "--max-sessions-per-hour", "none"])?;
     #[rustfmt::skip]
-    a.run(&["peer", "add", "b", "--addr", &listen, "--fingerprint", &b.fingerprint()?])?;
+    a.run(&["peer", "add", "b", "--addr", &listen, "--fingerprint", &b.fingerprint()?, "--match-modes", args.mode.name()])?;
 
     say(&format!("running the session over QUIC on {listen}"));
     let server = b.serve(&listen)?;

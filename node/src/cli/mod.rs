@@ -4,8 +4,10 @@
 //! and what to do, and end the process with a non-zero exit code.
 
 mod admin;
+mod peer;
 mod policy;
 mod progress;
+mod serve;
 mod session;
 
 use std::path::PathBuf;
@@ -58,7 +60,7 @@ pub enum Command {
     Id(admin::IdArgs),
     /// Manage the partner nodes this node talks to (pinned by certificate fingerprint).
     #[command(subcommand)]
-    Peer(admin::PeerCommand),
+    Peer(peer::PeerCommand),
     /// Import, list and remove datasets (contact lists from CSV); revoke records.
     #[command(subcommand)]
     Dataset(crate::dataset::DatasetCommand),
@@ -66,7 +68,7 @@ pub enum Command {
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
     /// Run as a responder: serve match sessions for pinned peers until Ctrl-C / SIGTERM.
-    Serve(session::ServeArgs),
+    Serve(serve::ServeArgs),
     /// Run one match session with a peer as initiator and write the matched records
     /// (with --via-index: match through the peer's index of its dataset).
     Match(session::MatchArgs),
@@ -103,10 +105,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(args) => admin::init(&data_dir, args),
         Command::Id(args) => admin::id(&data_dir, args),
-        Command::Peer(cmd) => admin::peer(&data_dir, cmd),
+        Command::Peer(cmd) => peer::run(&data_dir, cmd, quiet),
         Command::Dataset(cmd) => admin::dataset(&data_dir, cmd, quiet),
         Command::Policy(cmd) => policy::run(&data_dir, cmd),
-        Command::Serve(args) => session::serve(&data_dir, args),
+        Command::Serve(args) => serve::serve(&data_dir, args),
         Command::Match(args) => session::run_match(&data_dir, args, quiet),
         Command::Audit(cmd) => crate::audit::run(cmd, &data_dir),
         Command::Demo(args) => crate::demo::run(args, quiet),

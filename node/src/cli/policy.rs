@@ -20,6 +20,11 @@ pub enum PolicyCommand {
         #[arg(long)]
         peer: Option<String>,
     },
+    /// Rebuild the policy ledger (budgets, rate limits, replayed session ids) from the
+    /// signed audit log, when `serve` or `match` says it was rolled back or replaced.
+    /// The replaced file is kept next to it. Budgets are never reset: every charge the
+    /// audit log records is kept.
+    RebuildLedger,
 }
 
 /// Runs a `policy` subcommand.
@@ -37,6 +42,25 @@ pub fn run(data_dir: &Path, cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             print!(
                 "{}",
                 policy::report(&config, data_dir, peer.as_deref(), policy::unix_now())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::RebuildLedger => {
+            if let Some(pid) = crate::server::instance::running(data_dir) {
+                anyhow::bail!(
+                    "`blindmatch serve` (pid {pid}) runs on this data directory; stop it first"
+                );
+            }
+            let config = NodeConfig::load(data_dir)?;
+            let ledger = policy::Ledger::rebuild(
+                data_dir,
+                config.limits.replay_window_days,
+                policy::unix_now(),
+            )?;
+            let peers = config.peers().len();
+            println!(
+                "policy ledger rebuilt from the audit log ({} sessions in the retention window; {peers} pinned peer(s))",
+                ledger.retained()
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{self, Access, Fingerprint};
+use crate::files::{self, Access};
+use crate::identity::Fingerprint;
 
 pub use policy::{
     BelowThreshold, DEFAULT_REPLAY_WINDOW_DAYS, DatasetPolicy, MAX_POLICY_TEXT, PeerPolicy,
@@ -176,6 +177,10 @@ pub struct PeerConfig {
     /// Output modes allowed for sessions this peer initiates (empty: it may not
     /// initiate any).
     pub modes: Vec<AllowedMode>,
+    /// Output modes we may use when we start a session with this peer (`match`);
+    /// `initiator` alone (we learn, the peer learns nothing) unless the operator wrote
+    /// more.
+    pub match_modes: Vec<AllowedMode>,
     /// Largest set this peer may declare, if capped.
     pub max_peer_set_size: Option<u64>,
     /// Purposes, legal bases, ratio, budgets, rate limits, disclosure threshold.
@@ -259,7 +264,7 @@ impl NodeConfig {
     pub fn save(&self, data_dir: &Path) -> Result<(), ConfigError> {
         let text = self.to_toml()?;
         let path = Self::path(data_dir);
-        identity::write_file_atomic(&path, text.as_bytes(), Access::OwnerOnly).map_err(|source| {
+        files::write_file(&path, text.as_bytes(), Access::OwnerOnly).map_err(|source| {
             ConfigError::Io {
                 action: "writing",
                 path,
@@ -362,6 +367,7 @@ impl PeerConfig {
             audit_key: None,
             offers: Vec::new(),
             modes: AllowedMode::ALL.to_vec(),
+            match_modes: vec![AllowedMode::Initiator],
             max_peer_set_size: None,
             policy: PeerPolicy::default(),
         }
@@ -397,6 +403,17 @@ impl PeerConfig {
     /// Whether this peer may initiate a session with output `mode`.
     pub fn allows_mode(&self, mode: AllowedMode) -> bool {
         self.modes.contains(&mode)
+    }
+
+    /// This peer with the modes we may use when we start a session with it.
+    pub fn with_match_modes(mut self, modes: impl IntoIterator<Item = AllowedMode>) -> Self {
+        self.match_modes = modes.into_iter().collect();
+        self
+    }
+
+    /// Whether we may start a session with this peer in output `mode`.
+    pub fn allows_match_mode(&self, mode: AllowedMode) -> bool {
+        self.match_modes.contains(&mode)
     }
 
     /// Whether we offer `dataset` to this peer.

@@ -67,6 +67,10 @@ pub(super) struct RawPeer {
     /// Omitted means every mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     modes: Option<Vec<String>>,
+    /// Modes we may use when we start a session with this peer; omitted means
+    /// `["initiator"]` (we learn, the peer learns nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    match_modes: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_peer_set_size: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -264,23 +268,21 @@ impl RawPeer {
             }
         }
         let policy = validate_peer_policy(&self, &invalid)?;
-        let modes = match self.modes {
-            None => AllowedMode::ALL.to_vec(),
-            Some(names) => {
-                let mut modes = Vec::with_capacity(names.len());
-                for (index, name) in names.iter().enumerate() {
-                    let key = format!("modes[{index}]");
-                    let mode: AllowedMode = name.parse().map_err(|err| match err {
-                        ConfigError::Invalid { problem, .. } => invalid(&key, problem),
-                        other => invalid(&key, other.to_string()),
-                    })?;
-                    if modes.contains(&mode) {
-                        return Err(invalid(&key, format!("`{mode}` is listed twice")));
-                    }
-                    modes.push(mode);
-                }
-                modes
+        // Nothing is granted by omission: a peer offered a dataset must be given the
+        // modes it may ask for in so many words.
+        let modes = match &self.modes {
+            None if self.offers.is_empty() => Vec::new(),
+            None => {
+                return Err(invalid(
+                    "modes",
+                    "is required when `offers` is not empty: list the modes this peer may ask for (\"both\", \"initiator\", \"responder\", \"cardinality\")".to_owned(),
+                ));
             }
+            Some(names) => parse_modes("modes", names, &invalid)?,
+        };
+        let match_modes = match &self.match_modes {
+            None => vec![AllowedMode::Initiator],
+            Some(names) => parse_modes("match_modes", names, &invalid)?,
         };
         if self.max_peer_set_size == Some(0) {
             return Err(invalid(
@@ -295,6 +297,7 @@ impl RawPeer {
             audit_key,
             offers: self.offers,
             modes,
+            match_modes,
             max_peer_set_size: self.max_peer_set_size,
             policy,
         })
@@ -334,6 +337,7 @@ impl From<&PeerConfig> for RawPeer {
             // Written out even when it is every mode, so that a mode added in a later
             // version is not silently granted to existing peers.
             modes: Some(peer.modes.iter().map(ToString::to_string).collect()),
+            match_modes: Some(peer.match_modes.iter().map(ToString::to_string).collect()),
             max_peer_set_size: peer.max_peer_set_size,
             purposes: peer.policy.purposes.clone(),
             legal_bases: peer.policy.legal_bases.clone(),
@@ -473,4 +477,25 @@ fn default_replay_window_days() -> u64 {
 
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+/// A list of output modes under `key`: each known, none twice.
+fn parse_modes(
+    key: &str,
+    names: &[String],
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Vec<AllowedMode>, ConfigError> {
+    let mut modes = Vec::with_capacity(names.len());
+    for (index, name) in names.iter().enumerate() {
+        let key = format!("{key}[{index}]");
+        let mode: AllowedMode = name.parse().map_err(|err| match err {
+            ConfigError::Invalid { problem, .. } => invalid(&key, problem),
+            other => invalid(&key, other.to_string()),
+        })?;
+        if modes.contains(&mode) {
+            return Err(invalid(&key, format!("`{mode}` is listed twice")));
+        }
+        modes.push(mode);
+    }
+    Ok(modes)
 }

@@ -38,6 +38,17 @@ fn invalid_key(text: &str) -> (String, String) {
 }
 
 #[test]
+fn an_offer_without_modes_is_refused() {
+    let text = full().replace("modes = [\"cardinality\", \"both\"]\n", "");
+    let (key, problem) = invalid_key(&text);
+    assert!(key.ends_with("modes"), "{key}");
+    assert!(
+        problem.contains("required when `offers` is not empty"),
+        "{problem}"
+    );
+}
+
+#[test]
 fn parses_a_full_file() {
     let config = NodeConfig::parse(&full(), None).unwrap();
     assert_eq!(config.node.name, "acme");
@@ -55,7 +66,7 @@ fn parses_a_full_file() {
     assert_eq!(bob.max_peer_set_size, Some(1_000_000));
     let carol = config.peer("carol").unwrap();
     assert_eq!(carol.addr.to_string(), "[::1]:9000");
-    assert_eq!(carol.modes, AllowedMode::ALL);
+    assert!(carol.modes.is_empty(), "no offers, no modes");
     assert!(carol.offers.is_empty());
     assert_eq!(carol.max_peer_set_size, None);
     let fp_b: Fingerprint = FP_B.parse().unwrap();
@@ -392,6 +403,7 @@ name = "old"
 addr = "old.example.com:7447"
 fingerprint = "{FP_B}"
 offers = ["kp"]
+modes = ["cardinality"]
 max_set_ratio = 2
 
 [datasets.kp]

@@ -68,6 +68,14 @@ pub enum DatasetCommand {
         #[arg(long, value_name = "FILE")]
         ids: PathBuf,
     },
+    /// Print the keyed hash (`input_hmac`) the audit log records for a file imported
+    /// by this node, to check which file a `dataset_imported` record was made from.
+    /// Only this node can compute it: it is keyed by its audit key.
+    FileMac {
+        /// The file to hash (as given to `dataset import`).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// Arguments of `blindmatch dataset import`.
@@ -171,6 +179,8 @@ pub enum DatasetOutcome {
         /// Start a new epoch even if a delta would do.
         rotate: bool,
     },
+    /// Nothing changed (a command that only reads).
+    Unchanged,
 }
 
 /// Runs a dataset command against `data_dir`, printing its result on stdout.
@@ -239,6 +249,9 @@ pub fn run(cmd: DatasetCommand, data_dir: &Path, quiet: bool) -> anyhow::Result<
             let report = revoke(data_dir, &name, &ids)?;
             writeln!(std::io::stdout().lock(), "{report}")?;
             Ok(DatasetOutcome::Revoked(report))
+        }
+        DatasetCommand::FileMac { .. } => {
+            anyhow::bail!("`dataset file-mac` needs the node identity: run it through the CLI")
         }
     }
 }

@@ -19,7 +19,7 @@ use std::io;
 use std::path::Path;
 
 use super::{DATASET_EXTENSION, DatasetError, REJECTS_SUFFIX, datasets_dir};
-use crate::identity::sync_dir;
+use crate::files::sync_dir;
 
 /// The lock file in `<data>/datasets/`.
 pub const LOCK_FILE: &str = ".lock";
@@ -52,7 +52,7 @@ impl DatasetsLock {
                 source,
             }
         };
-        let file = fs::OpenOptions::new()
+        let file = crate::files::private_file_options()
             .read(true)
             .write(true)
             .create(true)
@@ -104,7 +104,7 @@ fn remove_interrupted_writes(dir: &Path) -> io::Result<usize> {
 
 /// Whether `file_name` is the temporary file of an atomic write of a dataset or its
 /// rejects report: `.` + the final file name + `.` + random + `.tmp` (see
-/// [`crate::identity::write_file_atomic_with`]).
+/// [`crate::files::write_file_with`]).
 fn is_interrupted_write(file_name: &str) -> bool {
     let Some(inner) = file_name
         .strip_prefix('.')

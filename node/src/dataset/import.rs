@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -23,7 +23,7 @@ use super::{
     ColumnMapping, DatasetError, DatasetMeta, ImportCounts, InputEncoding, ProvenanceCounts,
     check_name, dataset_path, datasets_dir, rejects_path,
 };
-use crate::identity::{Access, write_file_atomic};
+use crate::files::{Access, write_file as write_file_atomic};
 
 /// Longest accepted record id, in UTF-8 bytes.
 pub const MAX_ID_BYTES: usize = 256;
@@ -152,7 +152,7 @@ pub fn import(
     let plan = Plan::resolve(path, opts, &header)?;
 
     let dir = datasets_dir(data_dir);
-    fs::create_dir_all(&dir).map_err(|source| DatasetError::Storage {
+    crate::files::create_private_dir_all(&dir).map_err(|source| DatasetError::Storage {
         action: "creating",
         path: dir.clone(),
         source,

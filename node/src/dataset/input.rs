@@ -40,6 +40,15 @@ impl RawProgress {
     }
 }
 
+/// Hex SHA-256 of a whole file, computed the way an import computes `input_sha256`.
+pub fn file_sha256_hex(path: &std::path::Path) -> io::Result<String> {
+    let progress = Rc::new(RefCell::new(RawProgress::default()));
+    let mut reader = HashingReader::new(File::open(path)?, Rc::clone(&progress));
+    io::copy(&mut reader, &mut io::sink())?;
+    let hex = progress.borrow().sha256_hex();
+    Ok(hex)
+}
+
 /// Reads a file, feeding every byte to a shared [`RawProgress`].
 pub(crate) struct HashingReader {
     file: File,

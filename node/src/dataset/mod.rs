@@ -68,6 +68,7 @@ pub use guard::LOCK_FILE;
 pub use import::{
     ImportOptions, ImportProgress, MAX_ID_BYTES, MAX_PROVENANCE_BYTES, MAX_RECORDS, import,
 };
+pub use input::file_sha256_hex;
 pub use report::{ImportReport, RejectionCount};
 pub use revoke::{RevokeReport, revoke};
 pub use stream::DatasetReader;

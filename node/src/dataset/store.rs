@@ -39,7 +39,7 @@ use super::{
     DATASET_EXTENSION, DatasetError, DatasetMeta, check_name, dataset_path, datasets_dir,
     rejects_path,
 };
-use crate::identity::{Access, sync_dir, write_file_atomic_with};
+use crate::files::{Access, sync_dir, write_file_with as write_file_atomic_with};
 
 /// First bytes of every dataset file.
 pub const MAGIC: [u8; 8] = *b"\x89BMDS\r\n\x1a";
@@ -127,6 +127,13 @@ impl Dataset {
             ));
         }
         Ok(dataset)
+    }
+
+    /// The metadata of dataset `name` in `data_dir`, from its header alone (the records
+    /// are neither read nor checksummed): cheap checks before a full load.
+    pub fn read_meta(data_dir: &Path, name: &str) -> Result<DatasetMeta, DatasetError> {
+        check_name(name)?;
+        read_meta(&dataset_path(data_dir, name))
     }
 
     /// The dataset's metadata.

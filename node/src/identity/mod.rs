@@ -26,7 +26,6 @@
 //! where the types allow it (our copies of the key bytes, the audit key). ring's parsed
 //! TLS key and rcgen's temporary key pair are outside our control.
 
-mod atomic;
 mod audit_key;
 mod fingerprint;
 
@@ -45,9 +44,8 @@ use rustls::sign::CertifiedKey;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-pub(crate) use atomic::{
-    Access, sync_dir, write_file as write_file_atomic, write_file_with as write_file_atomic_with,
-};
+use crate::files::{self, Access};
+
 pub use audit_key::AuditKey;
 pub use fingerprint::Fingerprint;
 
@@ -222,7 +220,7 @@ impl NodeIdentity {
         if dir.exists() {
             return Err(IdentityError::AlreadyExists { dir });
         }
-        fs::create_dir_all(data_dir).map_err(io_err("creating", data_dir))?;
+        files::create_private_dir_all(data_dir).map_err(io_err("creating", data_dir))?;
         let mut builder = tempfile::Builder::new();
         builder.prefix(".identity.");
         #[cfg(unix)]
@@ -252,9 +250,9 @@ impl NodeIdentity {
         ];
         for (file, contents, access) in files {
             let path = staging.path().join(file);
-            atomic::create_new_file(&path, contents, access).map_err(io_err("writing", &path))?;
+            files::create_new_file(&path, contents, access).map_err(io_err("writing", &path))?;
         }
-        atomic::sync_dir(staging.path()).map_err(io_err("syncing", staging.path()))?;
+        files::sync_dir(staging.path()).map_err(io_err("syncing", staging.path()))?;
         // The check above raced with nothing we control; rename fails if a non-empty
         // identity appeared meanwhile, and the staging directory is then removed on drop.
         fs::rename(staging.path(), &dir).map_err(|source| {
@@ -270,7 +268,7 @@ impl NodeIdentity {
         })?;
         // Renamed away: nothing left for the guard to delete.
         let _ = staging.keep();
-        atomic::sync_dir(data_dir).map_err(io_err("syncing", data_dir))?;
+        files::sync_dir(data_dir).map_err(io_err("syncing", data_dir))?;
         Ok(())
     }
 
@@ -369,6 +367,24 @@ impl NodeIdentity {
     /// The key that signs audit log entries.
     pub fn audit_key(&self) -> &SigningKey {
         &self.audit_key
+    }
+
+    /// The keyed hash the audit log records of an imported file, from the file's SHA-256
+    /// (hex): HMAC-SHA256 under a key derived from the audit key, so that only this node
+    /// can recompute it (and check a file), and nobody can test guesses of a small
+    /// file's contents against the log.
+    pub fn input_file_mac(&self, sha256_hex: &str) -> String {
+        use hmac::{KeyInit, Mac};
+        let mut derive = <sha2::Sha256 as sha2::Digest>::new();
+        sha2::Digest::update(&mut derive, b"blindmatch input-file mac key\n");
+        sha2::Digest::update(&mut derive, self.audit_key.as_bytes());
+        let key: Zeroizing<[u8; 32]> = Zeroizing::new(sha2::Digest::finalize(derive).into());
+        let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key[..]) else {
+            // HMAC takes keys of any length: this branch is never taken.
+            return String::new();
+        };
+        mac.update(sha256_hex.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// The audit verifying key as 64 lowercase hex digits (what an auditor needs).

@@ -39,7 +39,7 @@ use super::{
 };
 use crate::config::DatasetPolicy;
 use crate::dataset::DatasetReader;
-use crate::identity::{Access, write_file_atomic_with};
+use crate::files::{Access, create_private_dir_all, write_file_with};
 use crate::policy::keeps;
 
 /// Most segments in one epoch before a build starts a new one.
@@ -145,7 +145,7 @@ pub fn build(
 ) -> Result<BuildReport, IndexError> {
     let started = Instant::now();
     let dir = dataset_index_dir(data_dir, name);
-    std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+    create_private_dir_all(&dir).map_err(io("creating", &dir))?;
     let _lock = lock(&data_dir.join(INDEX_DIR))?;
     remove_stale_builds(&dir);
     let mut dataset = DatasetReader::open(data_dir, name)?;
@@ -301,7 +301,7 @@ impl Job<'_> {
         )?;
         let header = signed.to_bytes();
         let path = self.dir.join(INDEX_FILE);
-        write_file_atomic_with(&path, Access::OwnerOnly, |out| {
+        write_file_with(&path, Access::OwnerOnly, |out| {
             out.write_all(&header)?;
             copy_file(&body, out)
         })
@@ -345,7 +345,7 @@ impl Job<'_> {
         let runs = self.evaluate(&oprf, &work.path().join("new"))?;
         let mut merged = runs.merged()?;
         let added_dir = work.path().join("added");
-        std::fs::create_dir_all(&added_dir).map_err(io("creating", &added_dir))?;
+        create_private_dir_all(&added_dir).map_err(io("creating", &added_dir))?;
         let Some(added) = compare(&existing, &path, &mut merged, &added_dir)? else {
             return Ok(Err("identifiers were removed or changed"));
         };
@@ -373,7 +373,7 @@ impl Job<'_> {
             self.signing_key,
         )?;
         let header = signed.to_bytes();
-        write_file_atomic_with(&path, Access::OwnerOnly, |out| {
+        write_file_with(&path, Access::OwnerOnly, |out| {
             copy_file(&path, out)?;
             out.write_all(&header)?;
             copy_file(&body, out)
@@ -394,7 +394,7 @@ impl Job<'_> {
 
     /// Evaluates every eligible identifier under `key`, in chunks, into sorted runs.
     fn evaluate(&self, key: &OprfKey, dir: &Path) -> Result<Runs, IndexError> {
-        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        create_private_dir_all(dir).map_err(io("creating", dir))?;
         let mut runs = Runs::new(dir);
         let total = self.eligible.identifiers;
         let mut done = 0u64;
@@ -453,7 +453,12 @@ fn write_body(
     let tag_bits = tag_bits(total_before + bound);
     let (bucket_bits, rice_bits) = coding_params(bound, tag_bits);
     let mut builder = SegmentBuilder::new(tag_bits, bucket_bits, rice_bits)?;
-    let file = File::create(path).map_err(io("writing", path))?;
+    let file = crate::files::private_file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(io("writing", path))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut pending = Vec::with_capacity(1 << 20);
     let mut last = None;
@@ -508,7 +513,7 @@ fn remove_stale_builds(dir: &Path) {
 
 /// Takes the node-wide index lock (one build at a time), waiting for it.
 fn lock(dir: &Path) -> Result<File, IndexError> {
-    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    create_private_dir_all(dir).map_err(io("creating", dir))?;
     let path = dir.join(".lock");
     let file = std::fs::OpenOptions::new()
         .read(true)

@@ -11,17 +11,16 @@ use blindmatch_protocol::audit::AuditEvent;
 use blindmatch_protocol::error::CloseCode;
 use blindmatch_protocol::index::{IndexClient, IndexClientConfig, IndexFacts};
 use blindmatch_protocol::session::{Progress, Role};
-use blindmatch_protocol::wire::{DatasetRef, Hello, IndexHello, OutputMode};
+use blindmatch_protocol::wire::{Hello, IndexHello, OutputMode};
 use rand::Rng;
 
 use super::{FileIndexStore, cache_path};
-use crate::dataset::Dataset;
 use crate::driver::{Driver, DriverOptions};
-use crate::matching::{MatchRequest, MatchSummary};
+use crate::matching::{self, MatchRequest, MatchSummary, Prepared};
 use crate::node::{FactsBuilder, Node, NodeError};
+use crate::policy;
 use crate::receipts::{self, NodeSigner};
-use crate::results::write_results;
-use crate::server::result_file_name;
+use crate::results::{result_file_name, write_results};
 use crate::transport::{self, FrameReader, FrameWriter, TransportTuning};
 
 /// What a match through an index reports: the usual summary and the index's facts.
@@ -88,14 +87,40 @@ pub async fn run(
         .peer(&request.peer)
         .cloned()
         .ok_or_else(|| NodeError::UnknownPeer(request.peer.clone()))?;
-    let data_dir = node.data_dir().to_path_buf();
-    let name = request.dataset.clone();
-    let dataset = tokio::task::spawn_blocking(move || Dataset::load(&data_dir, &name))
-        .await
-        .map_err(|e| NodeError::Other(format!("loading the dataset failed: {e}")))??;
-    let set = dataset.prepared_set();
-    let own_dataset = DatasetRef::new(&request.dataset, dataset.meta().version_bytes());
-    let record_ids = dataset.into_record_ids();
+    let prepared = matching::prepare(&node, &request.dataset).await?;
+    let mut session_id = [0u8; 16];
+    rand::rng().fill_bytes(&mut session_id);
+    // Our policy, all of it known before we connect: the peer learns nothing about our
+    // set (only how many identifiers we query), so nothing is charged, but the mode
+    // must be one we run with this peer and the session counts towards its rate limit.
+    let guard = matching::open_guard(&node)?;
+    let admitted = policy::decide_as_initiator(&peer, OutputMode::Initiator, None).and_then(|_| {
+        let policy_request = policy::Request {
+            role: Role::Initiator,
+            peer: &peer,
+            mode: OutputMode::Initiator,
+            session_id,
+            peer_set_size: 0,
+        };
+        let active = guard.screen(&policy_request)?;
+        guard.admit(&policy_request, prepared.set.len() as u64)?;
+        Ok(active)
+    });
+    let _active = match admitted {
+        Ok(active) => active,
+        Err(refusal) => {
+            let mut as_psi = request.clone();
+            as_psi.mode = OutputMode::Initiator;
+            return Err(matching::refused_before_connecting(
+                &node, &peer, &as_psi, &prepared, session_id, refusal,
+            ));
+        }
+    };
+    let Prepared {
+        set,
+        reference: own_dataset,
+        record_ids,
+    } = prepared;
     let our_size = set.len() as u64;
 
     let addr = peer.addr.resolve(&peer.name).await?;
@@ -108,8 +133,6 @@ pub async fn run(
         .await
         .map_err(|e| NodeError::Transport(transport::classify_connection_error(e, Some(addr))))?;
 
-    let mut session_id = [0u8; 16];
-    rand::rng().fill_bytes(&mut session_id);
     let mut client_config =
         IndexClientConfig::new(session_id, binding, receipts::parties(&node, &peer));
     client_config.dataset = request.remote_dataset.clone();
@@ -140,7 +163,8 @@ pub async fn run(
     );
     facts
         .our_dataset(&own_dataset)
-        .index_session(hello.held.as_ref().map(|held| &held.epoch), 0);
+        .index_session(hello.held.as_ref().map(|held| &held.epoch), 0)
+        .charged(0);
     node.record(AuditEvent::SessionRequested(facts.facts()))?;
 
     let started = Instant::now();

@@ -98,7 +98,7 @@ impl FileIndexStore {
 
     fn append_file(&self) -> std::io::Result<File> {
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::files::create_private_dir_all(dir)?;
         }
         let mut options = OpenOptions::new();
         options.append(true).create(true);

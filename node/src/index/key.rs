@@ -15,7 +15,7 @@ use rand::Rng;
 use zeroize::Zeroizing;
 
 use super::IndexError;
-use crate::identity::{Access, write_file_atomic};
+use crate::files::{Access, write_file};
 
 const MAGIC: &[u8; 4] = b"BMIK";
 const VERSION: u8 = 1;
@@ -60,7 +60,7 @@ impl EpochKey {
         bytes.push(VERSION);
         bytes.extend_from_slice(&self.epoch);
         bytes.extend_from_slice(self.seed.as_ref());
-        write_file_atomic(path, &bytes, Access::OwnerOnly).map_err(|source| IndexError::Io {
+        write_file(path, &bytes, Access::OwnerOnly).map_err(|source| IndexError::Io {
             action: "writing",
             path: path.to_path_buf(),
             source,

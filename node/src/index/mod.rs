@@ -58,7 +58,7 @@ pub use key::EpochKey;
 
 use crate::config::DatasetPolicy;
 use crate::dataset::{DatasetError, stored_meta};
-use crate::identity::{Access, write_file_atomic};
+use crate::files::{Access, write_file};
 
 /// The provider's index directory inside the data directory.
 pub const INDEX_DIR: &str = "index";
@@ -282,7 +282,7 @@ fn write_state(dir: &Path, state: &IndexState) -> Result<(), IndexError> {
     let path = dir.join(STATE_FILE);
     let bytes =
         serde_json::to_vec_pretty(state).map_err(|err| IndexError::Other(err.to_string()))?;
-    write_file_atomic(&path, &bytes, Access::OwnerOnly).map_err(|source| IndexError::Io {
+    write_file(&path, &bytes, Access::OwnerOnly).map_err(|source| IndexError::Io {
         action: "writing",
         path,
         source,

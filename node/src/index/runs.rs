@@ -80,7 +80,12 @@ impl Runs {
 
     fn spill(&mut self, prefixes: &[u128]) -> Result<(), IndexError> {
         let path = self.dir.join(format!("run-{}", self.files.len()));
-        let file = File::create(&path).map_err(io("writing", &path))?;
+        let file = crate::files::private_file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(io("writing", &path))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         for prefix in prefixes {
             out.write_all(&prefix.to_be_bytes())

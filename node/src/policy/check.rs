@@ -9,6 +9,8 @@ use super::budget::{self, Usage};
 use super::ledger::Ledger;
 use super::records::{self, Eligibility};
 use super::rules::{effective_modes, threshold_forbids};
+use blindmatch_protocol::session::Role;
+
 use crate::config::{AllowedMode, BelowThreshold, DatasetPolicy, NodeConfig, PeerConfig};
 use crate::dataset::Dataset;
 
@@ -21,6 +23,7 @@ pub fn report(config: &NodeConfig, data_dir: &Path, only_peer: Option<&str>, now
         "node `{}`: at most {} sessions at once in total; session ids are remembered for {} days, so a replayed session is refused.",
         config.node.name, config.limits.max_concurrent_sessions, config.limits.replay_window_days
     );
+    let _ = writeln!(out, "{}", serve_status(data_dir));
     let ledger = Ledger::read_only(data_dir, config.limits.replay_window_days, now);
     if let Err(err) = &ledger {
         let _ = writeln!(out, "WARNING: {err}");
@@ -84,6 +87,26 @@ pub fn report(config: &NodeConfig, data_dir: &Path, only_peer: Option<&str>, now
     out
 }
 
+/// Whether a `serve` runs on this data directory and has loaded `node.toml` as it is.
+fn serve_status(data_dir: &Path) -> String {
+    use crate::server::instance::{ServeState, config_sha256, running};
+    let Some(pid) = running(data_dir) else {
+        return "serve: not running on this data directory (this file applies when it starts)"
+            .to_owned();
+    };
+    match (ServeState::of_running(data_dir), config_sha256(data_dir)) {
+        (Some(state), Some(now)) if state.config_sha256 == now => format!(
+            "serve: running (pid {pid}) with this node.toml, loaded {}",
+            state.loaded_at
+        ),
+        (Some(state), _) => format!(
+            "serve: running (pid {pid}) with an earlier node.toml (loaded {}): it reloads within a second of a change; if this file is invalid it keeps the earlier one and says why in its log and the audit log (`config_rejected`)",
+            state.loaded_at
+        ),
+        (None, _) => format!("serve: running (pid {pid}); what it loaded is unknown"),
+    }
+}
+
 fn dataset_line(name: &str, policy: &DatasetPolicy, counts: &Eligibility) -> String {
     let mut needs = Vec::new();
     if !policy.legal_bases.is_empty() {
@@ -118,15 +141,39 @@ fn peer_section(
     eligibility: &std::collections::BTreeMap<String, Eligibility>,
     usage: Option<&Usage>,
 ) {
-    let p = &peer.policy;
     let _ = writeln!(
         out,
         "Peer `{}` ({}, fingerprint {})",
         peer.name, peer.addr, peer.fingerprint
     );
-    let mut row = |label: &str, text: String| {
-        let _ = writeln!(out, "  {label:<14}{text}");
-    };
+    let _ = writeln!(
+        out,
+        "  audit key     {}",
+        peer.audit_key.map_or_else(
+            || "not pinned yet: the key of its first receipt will be".to_owned(),
+            |key| key.to_string()
+        )
+    );
+    when_it_starts(out, peer, eligibility);
+    when_we_start(out, peer);
+    limits(out, peer, usage);
+    for warning in oracle_gaps(peer) {
+        let _ = writeln!(out, "  WARNING       {warning}");
+    }
+}
+
+fn row(out: &mut String, label: &str, text: &str) {
+    let _ = writeln!(out, "  {label:<14}{text}");
+}
+
+/// What the peer may ask for when it starts a session with us.
+fn when_it_starts(
+    out: &mut String,
+    peer: &PeerConfig,
+    eligibility: &std::collections::BTreeMap<String, Eligibility>,
+) {
+    let p = &peer.policy;
+    let _ = writeln!(out, "  When it starts a session with us:");
     let datasets: Vec<String> = peer
         .offers
         .iter()
@@ -139,16 +186,13 @@ fn peer_section(
             None => format!("`{name}` (not available)"),
         })
         .collect();
-    row(
-        "datasets",
-        if datasets.is_empty() {
-            "none: this peer cannot start a session".to_owned()
-        } else {
-            datasets.join(", ")
-        },
-    );
+    if datasets.is_empty() {
+        row(out, "datasets", "none: it cannot start a session");
+        return;
+    }
+    row(out, "datasets", &datasets.join(", "));
     let modes = effective_modes(peer);
-    let mut mode_text = described(&modes);
+    let mut mode_text = described(&modes, Role::Responder);
     let blocked: Vec<AllowedMode> = peer
         .modes
         .iter()
@@ -162,104 +206,110 @@ fn peer_section(
             names(&blocked)
         );
     }
-    row("output modes", mode_text);
+    row(out, "output modes", &mode_text);
+    let purposes = if p.purposes.is_empty() {
+        "any purpose".to_owned()
+    } else {
+        format!("only {}", quoted(&p.purposes))
+    };
+    row(out, "purposes", &purposes);
+    let basis = if !p.legal_bases.is_empty() {
+        format!("must declare one of {}", quoted(&p.legal_bases))
+    } else if p.require_legal_basis {
+        "must declare one (any)".to_owned()
+    } else {
+        "not required".to_owned()
+    };
+    row(out, "legal basis", &basis);
+    let disclosure = match (p.disclosure_threshold, p.below_threshold) {
+        (None, _) => "no threshold: every intersection is disclosed as the mode allows".to_owned(),
+        (Some(t), BelowThreshold::Count) => format!(
+            "this node keeps matched records only when at least {t} of its records match; below that only the count (in `cardinality` this protects against honest peers only: a dishonest one can learn which of its candidates we hold)"
+        ),
+        (Some(t), BelowThreshold::Nothing) => format!(
+            "this node keeps matched records only when at least {t} of its records match; below that nothing, not even the count"
+        ),
+    };
+    row(out, "disclosure", &disclosure);
+}
+
+/// The modes we use when we start a session with the peer.
+fn when_we_start(out: &mut String, peer: &PeerConfig) {
+    let _ = writeln!(out, "  When we start a session with it (`match`):");
     row(
-        "purposes",
-        if p.purposes.is_empty() {
-            "any purpose".to_owned()
-        } else {
-            format!("only {}", quoted(&p.purposes))
-        },
+        out,
+        "output modes",
+        &described(&peer.match_modes, Role::Initiator),
     );
-    row(
-        "legal basis",
-        if !p.legal_bases.is_empty() {
-            format!("must declare one of {}", quoted(&p.legal_bases))
-        } else if p.require_legal_basis {
-            "must declare one (any)".to_owned()
-        } else {
-            "not required".to_owned()
-        },
+}
+
+/// Set size, ratio, budgets and rates: per peer, across both directions.
+fn limits(out: &mut String, peer: &PeerConfig, usage: Option<&Usage>) {
+    let p = &peer.policy;
+    let _ = writeln!(
+        out,
+        "  Limits (both directions; budgets count what it may learn about our set):"
     );
     let mut size = Vec::new();
     if let Some(max) = peer.max_peer_set_size {
         size.push(format!("at most {max} identifiers per session"));
     }
     if let Some(ratio) = p.max_set_ratio {
-        size.push(format!("at most {ratio} times the offered set"));
+        size.push(format!("at most {ratio} times our set"));
     }
-    row(
-        "set size",
-        if size.is_empty() {
-            "no limit".to_owned()
-        } else {
-            size.join("; ")
-        },
-    );
+    let size = if size.is_empty() {
+        "no limit".to_owned()
+    } else {
+        size.join("; ")
+    };
+    row(out, "set size", &size);
     let used = |n: Option<u64>| n.map(|n| format!(" ({n} used)")).unwrap_or_default();
-    row(
-        "daily budget",
-        match p.max_identifiers_per_day {
-            Some(max) => format!(
-                "{max} identifiers per rolling 24 hours{}",
-                used(usage.map(|u| u.identifiers_today))
-            ),
-            None => "no limit".to_owned(),
-        },
-    );
-    row(
-        "total budget",
-        match p.max_identifiers_total {
-            Some(max) => format!(
-                "{max} identifiers ever{}",
-                used(usage.map(|u| u.identifiers_total))
-            ),
-            None => "no limit".to_owned(),
-        },
-    );
-    row(
-        "session rate",
-        match p.max_sessions_per_hour {
-            Some(max) => format!(
-                "at most {max} per rolling hour{}",
-                usage
-                    .map(|u| format!(" ({} in the last hour)", u.sessions_this_hour))
-                    .unwrap_or_default()
-            ),
-            None => "no limit".to_owned(),
-        },
-    );
-    row(
-        "at once",
-        match p.max_concurrent_sessions {
-            Some(max) => format!("at most {max} session{}", plural(max.into())),
-            None => "no per-peer limit (the node-wide limit applies)".to_owned(),
-        },
-    );
-    row(
-        "disclosure",
-        match (p.disclosure_threshold, p.below_threshold) {
-            (None, _) => {
-                "no threshold: every intersection is disclosed as the mode allows".to_owned()
-            }
-            (Some(t), BelowThreshold::Count) => format!(
-                "this node keeps matched records only when at least {t} of its records match; below that only the count"
-            ),
-            (Some(t), BelowThreshold::Nothing) => format!(
-                "this node keeps matched records only when at least {t} of its records match; below that nothing, not even the count"
-            ),
-        },
-    );
-    for warning in oracle_gaps(peer) {
-        let _ = writeln!(out, "  WARNING       {warning}");
-    }
+    let daily = match p.max_identifiers_per_day {
+        Some(max) => format!(
+            "{max} identifiers per rolling 24 hours{}",
+            used(usage.map(|u| u.identifiers_today))
+        ),
+        None => "no limit".to_owned(),
+    };
+    row(out, "daily budget", &daily);
+    let total = match p.max_identifiers_total {
+        Some(max) => format!(
+            "{max} identifiers ever{}",
+            used(usage.map(|u| u.identifiers_total))
+        ),
+        None => "no limit".to_owned(),
+    };
+    row(out, "total budget", &total);
+    let rate = match p.max_sessions_per_hour {
+        Some(max) => format!(
+            "at most {max} per rolling hour{}",
+            usage
+                .map(|u| format!(" ({} in the last hour)", u.sessions_this_hour))
+                .unwrap_or_default()
+        ),
+        None => "no limit".to_owned(),
+    };
+    row(out, "session rate", &rate);
+    let at_once = match p.max_concurrent_sessions {
+        Some(max) => format!("at most {max} session{}", plural(max.into())),
+        None => "no per-peer limit (the node-wide limit applies)".to_owned(),
+    };
+    row(out, "at once", &at_once);
 }
 
-/// The settings missing for this peer to be unable to enumerate our dataset.
+/// The settings missing for this peer to be unable to enumerate our dataset, in
+/// either direction.
 fn oracle_gaps(peer: &PeerConfig) -> Vec<&'static str> {
     let p = &peer.policy;
+    let answers_it = !peer.offers.is_empty()
+        || peer.match_modes.iter().any(|m| {
+            matches!(
+                m,
+                AllowedMode::Both | AllowedMode::Responder | AllowedMode::Cardinality
+            )
+        });
     let mut gaps = Vec::new();
-    if peer.offers.is_empty() {
+    if !answers_it {
         return gaps;
     }
     if peer.max_peer_set_size.is_none() && p.max_set_ratio.is_none() {
@@ -282,19 +332,27 @@ fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// The modes, each with what it lets the peer (as initiator) and us learn.
-fn described(modes: &[AllowedMode]) -> String {
+/// The modes, each with what it lets the peer and us learn when we are `our_role`.
+fn described(modes: &[AllowedMode], our_role: Role) -> String {
     if modes.is_empty() {
-        return "none: this peer cannot start a session".to_owned();
+        return "none".to_owned();
     }
     modes
         .iter()
         .map(|mode| {
-            let what = match mode {
-                AllowedMode::Both => "each side learns its own matched records",
-                AllowedMode::Initiator => "the peer learns its matched records, we nothing",
-                AllowedMode::Responder => "we learn our matched records, the peer nothing",
-                AllowedMode::Cardinality => "both learn only the count",
+            let what = match (mode, our_role) {
+                (AllowedMode::Both, _) => "each side learns its own matched records",
+                (AllowedMode::Initiator, Role::Responder)
+                | (AllowedMode::Responder, Role::Initiator) => {
+                    "the peer learns its matched records, we nothing"
+                }
+                (AllowedMode::Responder, Role::Responder)
+                | (AllowedMode::Initiator, Role::Initiator) => {
+                    "we learn our matched records, the peer nothing"
+                }
+                (AllowedMode::Cardinality, _) => {
+                    "both learn only the count; a dishonest peer can learn as much as with records"
+                }
             };
             format!("{mode} ({what})")
         })

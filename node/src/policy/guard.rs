@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use blindmatch_protocol::wire::{Hello, RejectReason};
+use blindmatch_protocol::wire::RejectReason;
 
 use super::budget;
 use super::ledger::{Charge, Ledger, LedgerError};
@@ -56,10 +56,10 @@ impl PolicyGuard {
         }
     }
 
-    /// Refuses a `Hello` whose session id was accepted before.
-    pub fn check_replay(&self, hello: &Hello) -> Result<(), Refusal> {
+    /// Refuses a session id that was accepted before.
+    pub fn check_replay(&self, session_id: &[u8; 16]) -> Result<(), Refusal> {
         let ledger = self.ledger()?;
-        check_replay(&ledger, hello)
+        check_replay(&ledger, session_id)
     }
 
     /// Counts a session of `peer` as running, or refuses it when the peer already has
@@ -86,33 +86,50 @@ impl PolicyGuard {
         })
     }
 
-    /// Checks budgets and rate limits without charging (a cheap early refusal before
-    /// the dataset is loaded).
-    pub fn precheck(&self, peer: &PeerConfig, hello: &Hello) -> Result<(), Refusal> {
+    /// Checks budgets and rate limits for a session charging `charge` identifiers,
+    /// without charging (a cheap early refusal before the dataset is loaded).
+    pub fn precheck(&self, peer: &PeerConfig, charge: u64) -> Result<(), Refusal> {
         let ledger = self.ledger()?;
-        check_budget(&ledger, peer, hello, unix_now())
-    }
-
-    /// Checks replay, budgets and rate limits again and, if they pass, charges the
-    /// session (durably) — all under one lock.
-    pub fn admit(&self, peer: &PeerConfig, hello: &Hello) -> Result<(), Refusal> {
-        let mut ledger = self.ledger()?;
-        let now = unix_now();
-        check_replay(&ledger, hello)?;
-        check_budget(&ledger, peer, hello, now)?;
-        let charge = Charge {
-            at: now,
-            peer: peer.fingerprint.to_string(),
-            session: hello.session_id,
-            identifiers: hello.set_size,
-        };
-        let Ok(ledger) = &mut *ledger else {
+        let Ok(ledger) = &*ledger else {
             return Err(unavailable());
         };
-        ledger.record(charge, now).map_err(|err| {
-            tracing::error!(error = %err, "could not record the session in the policy ledger");
-            unavailable()
-        })
+        check_budget(ledger, peer, charge, unix_now())
+    }
+
+    /// Checks replay, budgets and rate limits again and, if they pass, charges
+    /// `charge` identifiers to `peer` for session `session_id` (durably) — under the
+    /// ledger lock that every process of this node takes.
+    pub fn charge(
+        &self,
+        peer: &PeerConfig,
+        session_id: [u8; 16],
+        charge: u64,
+    ) -> Result<(), Refusal> {
+        let mut guard = self.ledger()?;
+        let Ok(ledger) = &mut *guard else {
+            return Err(unavailable());
+        };
+        let now = unix_now();
+        let transacted = ledger.transact(now, |ledger| {
+            if ledger.seen(&session_id) {
+                return Err(replayed(&session_id));
+            }
+            check_budget(ledger, peer, charge, now)?;
+            let entry = Charge {
+                at: now,
+                peer: peer.fingerprint.to_string(),
+                session: session_id,
+                identifiers: charge,
+            };
+            Ok((Some(entry), ()))
+        });
+        match transacted {
+            Ok(decided) => decided,
+            Err(err) => {
+                tracing::error!(error = %err, "could not record the session in the policy ledger");
+                Err(unavailable())
+            }
+        }
     }
 
     fn ledger(&self) -> Result<MutexGuard<'_, Result<Ledger, String>>, Refusal> {
@@ -139,33 +156,29 @@ impl Drop for ActiveSession {
     }
 }
 
-fn check_replay(ledger: &Result<Ledger, String>, hello: &Hello) -> Result<(), Refusal> {
+fn check_replay(ledger: &Result<Ledger, String>, session_id: &[u8; 16]) -> Result<(), Refusal> {
     match ledger {
-        Ok(ledger) if ledger.seen(&hello.session_id) => Err(Refusal::new(
-            RejectReason::REPLAYED_SESSION,
-            format!(
-                "session id {} was already used; every session needs a fresh id",
-                hex::encode(hello.session_id)
-            ),
-        )),
+        Ok(ledger) if ledger.seen(session_id) => Err(replayed(session_id)),
         Ok(_) => Ok(()),
         Err(_) => Err(unavailable()),
     }
 }
 
-fn check_budget(
-    ledger: &Result<Ledger, String>,
-    peer: &PeerConfig,
-    hello: &Hello,
-    now: u64,
-) -> Result<(), Refusal> {
-    let Ok(ledger) = ledger else {
-        return Err(unavailable());
-    };
+fn replayed(session_id: &[u8; 16]) -> Refusal {
+    Refusal::new(
+        RejectReason::REPLAYED_SESSION,
+        format!(
+            "session id {} was already used; every session needs a fresh id",
+            hex::encode(session_id)
+        ),
+    )
+}
+
+fn check_budget(ledger: &Ledger, peer: &PeerConfig, charge: u64, now: u64) -> Result<(), Refusal> {
     let key = peer.fingerprint.to_string();
     let charges: Vec<&Charge> = ledger.charges_of(&key).collect();
     let total = ledger.totals_of(&key).identifiers;
-    budget::check(&peer.policy, &charges, total, hello.set_size, now)
+    budget::check(&peer.policy, &charges, total, charge, now)
 }
 
 fn unavailable() -> Refusal {

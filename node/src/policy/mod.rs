@@ -1,27 +1,19 @@
-//! Who may match which dataset, for which purpose, with how large a set, how often:
-//! decided on `Hello`, before any blinding happens.
+//! Who may match which dataset, for which purpose, with how large a set, how often — in
+//! both roles: decided before any blinding happens.
 //!
-//! A responder answers "is this identifier in your set?" for every identifier a peer
-//! sends, so the policy is what stops a pinned peer from using this node as a lookup
-//! oracle (SECURITY.md, "Using a node as a lookup oracle"). The server applies, in
-//! order, refusing at the first rule that fails:
+//! A node answers "is this identifier in your set?" for every identifier a peer sends,
+//! whichever side started the session, so the policy is what stops a pinned peer from
+//! using this node as a lookup oracle (SECURITY.md, "Using a node as a lookup oracle").
+//! [`admission`] documents the sequence both roles go through; [`rules`] holds the rules
+//! decided from `node.toml` alone, [`guard`] the shared state (ledger, running sessions),
+//! [`budget`] the budgets and rate limits, [`records`] which records may be matched at
+//! all. After the exchange, [`disclosure`] applies the threshold to what this node keeps.
 //!
-//! 1. [`decide`] — on `Hello` and `node.toml` alone: offered dataset, output mode,
-//!    purpose, legal basis, maximum set size, and the modes a disclosure threshold
-//!    rules out ([`rules`]).
-//! 2. [`PolicyGuard::check_replay`] — a session id accepted before is refused.
-//! 3. [`PolicyGuard::enter`] — concurrent sessions of this peer; then the node-wide
-//!    semaphore (in the server).
-//! 4. [`PolicyGuard::precheck`] — budgets and rate limit ([`budget`]).
-//! 5. The dataset is loaded and only the records its `[datasets.NAME]` policy keeps
-//!    are prepared ([`records`]); [`check_ratio`] compares the declared size with it.
-//! 6. [`PolicyGuard::admit`] — replay, budgets and rate limit again, and the charge
-//!    (the declared size) written durably to the [`ledger`], under one lock.
-//!
-//! While streaming, the protocol's responder cuts a peer off at the first point beyond
-//! its declared (and so checked) set size. After the exchange, [`disclosure`] applies
-//! the threshold to what this node keeps.
+//! While streaming, the protocol cuts a peer off at the first point beyond its declared
+//! (and so checked and charged) set size.
 
+mod admission;
+pub mod anchor;
 mod budget;
 mod check;
 mod disclosure;
@@ -34,6 +26,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use blindmatch_protocol::wire::RejectReason;
 
+pub use admission::Request;
 pub use budget::{HOUR_SECS, Usage, usage};
 pub use check::report;
 pub use disclosure::{Disclosure, disclosure, withhold};
@@ -41,7 +34,8 @@ pub use guard::{ActiveSession, PolicyGuard};
 pub use ledger::{Carried, Charge, DAY_SECS, LEDGER_FILE, Ledger, LedgerError};
 pub use records::{Eligibility, eligible_set, keeps};
 pub use rules::{
-    allowed_mode, check_accepted, check_ratio, decide, effective_modes, threshold_forbids,
+    allowed_mode, check_ratio, decide, decide_as_initiator, effective_modes, mode_meaning,
+    threshold_forbids,
 };
 
 /// A refusal the initiator sees: a reason code and a sentence it can act on.

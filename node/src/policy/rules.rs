@@ -39,40 +39,80 @@ pub fn decide(peer: &PeerConfig, hello: &Hello) -> Result<String, Refusal> {
     Ok(dataset)
 }
 
-/// Decides, as initiator, on the responder's `Accept`, before we blind anything: the
-/// responder's set against the size cap and the ratio configured for this peer, which
-/// bound how many of our identifiers one session can test.
-pub fn check_accepted(
+/// Step 1 for the initiator, on the responder's `Accept` (and, for the mode, before we
+/// connect): the mode must be one we use with this peer (`match_modes`), and, when it
+/// learns from our answers, its set no larger than `max_peer_set_size`. The refusal is
+/// ours, shown to our own operator.
+pub fn decide_as_initiator(
     peer: &PeerConfig,
-    _mode: blindmatch_protocol::wire::OutputMode,
-    accepted: &blindmatch_protocol::session::AcceptInfo,
+    mode: OutputMode,
+    peer_set_size: Option<u64>,
 ) -> Result<(), Refusal> {
-    if let Some(max) = peer.max_peer_set_size
-        && accepted.peer_set_size > max
+    if !peer.allows_match_mode(allowed_mode(mode)) {
+        let allowed: Vec<String> = peer.match_modes.iter().map(|m| format!("`{m}`")).collect();
+        return Err(Refusal::new(
+            RejectReason::MODE_NOT_ALLOWED,
+            format!(
+                "this node's policy does not start `{mode}` sessions with `{}` ({}); allowed: {}. To allow it, add \"{mode}\" to `match_modes` of the peer in node.toml",
+                peer.name,
+                mode_meaning(mode),
+                list_or_none(&allowed)
+            ),
+        ));
+    }
+    let peer_learns = blindmatch_protocol::session::learns_count(
+        mode,
+        blindmatch_protocol::session::Role::Responder,
+    );
+    if let (Some(max), Some(size), true) = (peer.max_peer_set_size, peer_set_size, peer_learns)
+        && size > max
     {
         return Err(Refusal::new(
             RejectReason::SET_TOO_LARGE,
             format!(
-                "`{}` would match a set of {} identifiers, above the limit of {max} per session set for it in node.toml (max_peer_set_size)",
-                peer.name, accepted.peer_set_size
+                "`{}` would test a set of {size} elements against ours, above the limit of {max} per session set for it in node.toml (max_peer_set_size)",
+                peer.name
             ),
         ));
     }
-    check_ratio(&peer.policy, accepted.peer_set_size, accepted.own_set_size)
+    Ok(())
 }
 
-/// Refuses a peer set larger than the configured ratio to our offered set allows.
-pub fn check_ratio(policy: &PeerPolicy, peer_size: u64, our_size: u64) -> Result<(), Refusal> {
-    match policy.max_set_ratio {
-        Some(ratio) if ratio.exceeded_by(peer_size, our_size) => Err(Refusal::new(
-            RejectReason::RATIO_TOO_HIGH,
-            format!(
-                "your set of {peer_size} identifiers is more than {ratio} times the offered set of {our_size}; send at most {}",
-                ratio.largest_peer_set(our_size)
-            ),
-        )),
-        _ => Ok(()),
+/// Who learns what in `mode`, in a few words for refusals and `--help`.
+pub fn mode_meaning(mode: OutputMode) -> &'static str {
+    match mode {
+        OutputMode::Both => "each side learns which of its own records matched",
+        OutputMode::Initiator => "the initiator learns its matched records, the responder nothing",
+        OutputMode::Responder => "the responder learns its matched records, the initiator nothing",
+        OutputMode::Cardinality => {
+            "both learn only the count; against a dishonest peer as revealing as `initiator`"
+        }
     }
+}
+
+/// Refuses a peer set larger than the configured ratio to ours allows. As responder the
+/// text (which the peer sees) names the limit, never our set size.
+pub fn check_ratio(
+    policy: &PeerPolicy,
+    role: blindmatch_protocol::session::Role,
+    peer_size: u64,
+    our_size: u64,
+) -> Result<(), Refusal> {
+    let Some(ratio) = policy.max_set_ratio else {
+        return Ok(());
+    };
+    if !ratio.exceeded_by(peer_size, our_size) {
+        return Ok(());
+    }
+    let text = match role {
+        blindmatch_protocol::session::Role::Responder => format!(
+            "your set of {peer_size} identifiers is more than {ratio} times the set offered to you (max_set_ratio); send fewer"
+        ),
+        blindmatch_protocol::session::Role::Initiator => format!(
+            "the peer's set of {peer_size} elements is more than {ratio} times ours ({our_size}), the max_set_ratio set for it in node.toml"
+        ),
+    };
+    Err(Refusal::new(RejectReason::RATIO_TOO_HIGH, text))
 }
 
 /// The output modes a peer may really use: its configured modes minus those a
@@ -296,11 +336,16 @@ mod tests {
             RejectReason::SET_TOO_LARGE
         );
         p.policy.max_set_ratio = SetRatio::from_f64(0.5);
-        assert!(check_ratio(&p.policy, 50, 100).is_ok());
-        let refusal = check_ratio(&p.policy, 51, 100).unwrap_err();
+        let responder = blindmatch_protocol::session::Role::Responder;
+        assert!(check_ratio(&p.policy, responder, 50, 100).is_ok());
+        let refusal = check_ratio(&p.policy, responder, 51, 100).unwrap_err();
         assert_eq!(refusal.reason, RejectReason::RATIO_TOO_HIGH);
-        assert!(refusal.text.contains("send at most 50"), "{}", refusal.text);
-        assert!(check_ratio(&PeerPolicy::default(), u64::MAX, 0).is_ok());
+        assert!(
+            !refusal.text.contains("100"),
+            "never our set size: {}",
+            refusal.text
+        );
+        assert!(check_ratio(&PeerPolicy::default(), responder, u64::MAX, 0).is_ok());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! and in the same order: offered dataset (who may download which index), modes,
 //! purpose, legal basis, size cap, replay, concurrency, budgets and rate limits
 //! (identifiers evaluated per day and in total), the ratio to the index size, then the
-//! durable charge. Only the current index of the dataset is served; a dataset without
+//! durable charge; cheap refusals are coalesced as for PSI sessions. Only the current index of the dataset is served; a dataset without
 //! one, or whose index is stale, is refused with `index-unavailable`. The records are
 //! `session_requested/accepted/refused/completed/aborted` with `index_epoch` and
 //! `index_bytes` set.
@@ -22,13 +22,13 @@ use blindmatch_protocol::session::Role;
 use blindmatch_protocol::wire::{Hello, IndexHello, RejectReason};
 use tracing::{error, info, warn};
 
+use super::admission::{Screened, request, screen};
 use super::{AUDIT_UNAVAILABLE, Limiters, Peer};
 use crate::driver::{Driver, DriverError};
-use crate::identity::Fingerprint;
 use crate::index::client::policy_view;
 use crate::index::{IndexError, Served, served};
 use crate::node::{FactsBuilder, Node};
-use crate::policy::{self, ActiveSession, Refusal};
+use crate::policy::{ActiveSession, Refusal};
 use crate::receipts;
 use crate::transport;
 
@@ -55,24 +55,24 @@ pub(super) async fn serve(
         .peer_dataset(&hello.own_dataset)
         .index_session(None, 0);
     info!(session = %hex::encode(hello.session_id), queries = hello.query_count, "index session requested");
+    // The cheap checks first, as for a PSI session: a refusal here costs no index load
+    // and at most one coalesced audit record.
+    let screened = match screen(node, &peer.fingerprint, &view, limiters) {
+        Ok(screened) => screened,
+        Err(refusal) => return refused(driver, limiters, &peer, &facts, refusal).await,
+    };
     if let Err(err) = node.record(AuditEvent::SessionRequested(facts.facts())) {
         error!(error = %err, "cannot write the audit log: session refused");
-        return refuse(driver, RejectReason::INTERNAL, super::AUDIT_UNAVAILABLE).await;
+        return refuse(driver, RejectReason::INTERNAL, AUDIT_UNAVAILABLE).await;
     }
-    let accepted = match decide(node, &peer.fingerprint, &view, limiters).await {
+    let accepted = match admit(node, screened, &view, limiters).await {
         Ok(accepted) => accepted,
-        Err(refusal) => {
-            info!(reason = %refusal.reason, "index session refused");
-            node.record_or_warn(AuditEvent::SessionRefused {
-                facts: facts.facts(),
-                reason: format!("{}: {}", refusal.reason.name(), refusal.text),
-            });
-            return refuse(driver, refusal.reason, &refusal.text).await;
-        }
+        Err(refusal) => return refused(driver, limiters, &peer, &facts, refusal).await,
     };
     let Accepted {
         permit,
         active,
+        charged,
         served: Served {
             key,
             summary,
@@ -82,7 +82,8 @@ pub(super) async fn serve(
     facts
         .our_set_size(summary.elements)
         .our_dataset(&summary.dataset)
-        .index_session(Some(&summary.epoch), 0);
+        .index_session(Some(&summary.epoch), 0)
+        .charged(charged);
     if let Err(err) = node.record(AuditEvent::SessionAccepted(facts.facts())) {
         error!(error = %err, "cannot write the audit log: session refused");
         return refuse(driver, RejectReason::INTERNAL, AUDIT_UNAVAILABLE).await;
@@ -143,38 +144,26 @@ pub(super) async fn serve(
 struct Accepted {
     permit: tokio::sync::OwnedSemaphorePermit,
     active: ActiveSession,
+    charged: u64,
     served: Served,
 }
 
-/// Applies policy in the order `policy` documents, with the current index in place of
-/// the prepared set; charges the session once everything passed.
-async fn decide(
+/// The rest of the policy sequence after the cheap checks: the current index in place
+/// of the prepared set, the ratio against its size, then the durable charge.
+async fn admit(
     node: &Arc<Node>,
-    peer_fp: &Fingerprint,
+    screened: Screened,
     view: &Hello,
     limiters: &Limiters,
 ) -> Result<Accepted, Refusal> {
-    let config = node.config();
-    let Some(peer) = config.peer_by_fingerprint(peer_fp).cloned() else {
-        return Err(Refusal::new(
-            RejectReason::UNKNOWN_PEER,
-            "this node no longer knows you".into(),
-        ));
-    };
-    let name = policy::decide(&peer, view)?;
-    limiters.guard.check_replay(view)?;
-    let active = limiters.guard.enter(&peer)?;
-    let permit = Arc::clone(&limiters.permits)
-        .try_acquire_owned()
-        .map_err(|_| {
-            Refusal::new(
-                RejectReason::BUSY,
-                "the node is serving its maximum number of sessions; try again shortly".into(),
-            )
-        })?;
-    limiters.guard.precheck(&peer, view)?;
+    let Screened {
+        peer,
+        dataset: name,
+        permit,
+        active,
+    } = screened;
     let data_dir = node.data_dir().to_path_buf();
-    let dataset_policy = config.dataset_policy(&name);
+    let dataset_policy = node.config().dataset_policy(&name);
     let index_name = name.clone();
     let loaded =
         tokio::task::spawn_blocking(move || served(&data_dir, &index_name, &dataset_policy)).await;
@@ -203,13 +192,32 @@ async fn decide(
             ));
         }
     };
-    policy::check_ratio(&peer.policy, view.set_size, served.summary.elements)?;
-    limiters.guard.admit(&peer, view)?;
+    let request = request(&peer, view);
+    limiters.guard.admit(&request, served.summary.elements)?;
     Ok(Accepted {
         permit,
         active,
+        charged: request.charge(),
         served,
     })
+}
+
+/// Refuses with `refusal`, noted (coalesced per peer and reason) in the audit log.
+async fn refused(
+    driver: Driver<ServerSession>,
+    limiters: &Limiters,
+    peer: &Peer<'_>,
+    facts: &FactsBuilder,
+    refusal: Refusal,
+) -> CloseCode {
+    info!(reason = %refusal.reason, "index session refused");
+    limiters.refusals.note(
+        peer.fingerprint,
+        refusal.reason,
+        facts.facts(),
+        refusal.text.clone(),
+    );
+    refuse(driver, refusal.reason, &refusal.text).await
 }
 
 /// Refuses the session whose `IndexHello` is pending: the `Reject` goes out, the stream

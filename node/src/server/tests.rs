@@ -16,8 +16,10 @@ use crate::admin;
 use crate::audit::LOG_FILE;
 use crate::config::{NodeConfig, PeerConfig};
 use crate::dataset::ImportOptions;
+use crate::identity::Fingerprint;
 use crate::identity::NodeIdentity;
 use crate::transport::{ClientEndpoint, PinnedPeers, TransportTuning};
+use blindmatch_protocol::wire::{Hello, RejectReason};
 
 /// The provider's idle timeout: short, so silent peers are cut off quickly.
 const IDLE: Duration = Duration::from_secs(2);

@@ -51,6 +51,22 @@ pub enum AuditEvent {
         /// `first-session` or `operator`.
         source: String,
     },
+    /// A running `serve` loaded a changed `node.toml` (pins and policy take effect for
+    /// the next handshake; sessions of removed peers are aborted).
+    ConfigReloaded {
+        /// SHA-256 (hex) of the file loaded.
+        config_sha256: String,
+        /// Peers pinned by it.
+        peers: u64,
+    },
+    /// A running `serve` refused a changed `node.toml` it could not validate, and kept
+    /// the configuration it had.
+    ConfigRejected {
+        /// SHA-256 (hex) of the file refused.
+        config_sha256: String,
+        /// What is wrong with it (key and problem; never personal data).
+        problem: String,
+    },
     /// A peer was removed.
     PeerRemoved {
         /// Local name of the peer.
@@ -68,8 +84,16 @@ pub enum AuditEvent {
         rejected: u64,
         /// Rows dropped as duplicates.
         duplicates: u64,
-        /// SHA-256 of the whole input file (hex): identifies the file, not any person.
-        input_sha256: String,
+        /// HMAC-SHA256 (hex), under a key derived from this node's audit key, of the
+        /// SHA-256 of the whole input file: the operator can check which file was
+        /// imported (`blindmatch dataset file-mac FILE`), while nobody without the key
+        /// can test guesses of a small file's contents against the log.
+        #[serde(default)]
+        input_hmac: Option<String>,
+        /// SHA-256 of the whole input file (hex), in records written before keyed
+        /// hashes; `null` in new ones (a small file's SHA-256 can be brute-forced).
+        #[serde(default)]
+        input_sha256: Option<String>,
         /// Identifier normalisation version applied.
         normalisation_version: u32,
     },
@@ -95,13 +119,19 @@ pub enum AuditEvent {
     SessionRequested(SessionFacts),
     /// The responder accepted the session.
     SessionAccepted(SessionFacts),
-    /// The responder refused the session.
+    /// A node's policy refused the session (the responder on `Hello`, or the initiator
+    /// on `Accept`). Refusals are coalesced per peer and reason like
+    /// `connection_aborted`: at most one record per interval, `attempts` counting the
+    /// refusals it stands for, `facts` those of the latest.
     SessionRefused {
         /// What was known of the session.
         #[serde(flatten)]
         facts: SessionFacts,
         /// The refusal reason.
         reason: String,
+        /// Refusals this record accounts for (1, or more when coalesced).
+        #[serde(default = "one")]
+        attempts: u64,
     },
     /// The session finished and both sides confirmed the transcript.
     SessionCompleted(SessionFacts),
@@ -286,6 +316,14 @@ pub struct SessionFacts {
     /// of one; 0 when the initiator's copy was current).
     #[serde(default)]
     pub index_bytes: Option<u64>,
+    /// Identifiers charged to the peer's budgets for this session (what it may learn
+    /// about our set), recorded when the session is accepted.
+    #[serde(default)]
+    pub charged: Option<u64>,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// A dataset as a session names it: its name and version tag (32 hex digits, random).
@@ -299,10 +337,12 @@ pub struct DatasetVersion {
 
 impl AuditEvent {
     /// Every record type this version knows, in declaration order.
-    pub const TYPES: [&'static str; 17] = [
+    pub const TYPES: [&'static str; 19] = [
         "node_initialised",
         "peer_added",
         "peer_audit_key_pinned",
+        "config_reloaded",
+        "config_rejected",
         "peer_removed",
         "dataset_imported",
         "dataset_removed",
@@ -325,6 +365,8 @@ impl AuditEvent {
             AuditEvent::NodeInitialised { .. } => "node_initialised",
             AuditEvent::PeerAdded { .. } => "peer_added",
             AuditEvent::PeerAuditKeyPinned { .. } => "peer_audit_key_pinned",
+            AuditEvent::ConfigReloaded { .. } => "config_reloaded",
+            AuditEvent::ConfigRejected { .. } => "config_rejected",
             AuditEvent::PeerRemoved { .. } => "peer_removed",
             AuditEvent::DatasetImported { .. } => "dataset_imported",
             AuditEvent::DatasetRemoved { .. } => "dataset_removed",

@@ -133,6 +133,7 @@ fn facts(
         run_id: None,
         index_epoch: None,
         index_bytes: None,
+        charged: None,
     }
 }
 
@@ -157,7 +158,8 @@ fn two_logs(sessions: u64) -> (Writer, Writer) {
         accepted: 5000,
         rejected: 3,
         duplicates: 12,
-        input_sha256: "ab".repeat(32),
+        input_hmac: Some("ab".repeat(32)),
+        input_sha256: None,
         normalisation_version: 1,
     });
     b.append(AuditEvent::DatasetImported {
@@ -165,7 +167,8 @@ fn two_logs(sessions: u64) -> (Writer, Writer) {
         accepted: 90000,
         rejected: 0,
         duplicates: 40,
-        input_sha256: "cd".repeat(32),
+        input_hmac: Some("cd".repeat(32)),
+        input_sha256: None,
         normalisation_version: 1,
     });
     for i in 0..sessions {
@@ -179,8 +182,13 @@ fn two_logs(sessions: u64) -> (Writer, Writer) {
             b.append(AuditEvent::SessionRefused {
                 facts: fb,
                 reason: reason.clone(),
+                attempts: 1,
             });
-            a.append(AuditEvent::SessionRefused { facts: fa, reason });
+            a.append(AuditEvent::SessionRefused {
+                facts: fa,
+                reason,
+                attempts: 1,
+            });
             continue;
         }
         fa.peer_set_size = Some(nb);
@@ -818,6 +826,7 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
     f.run_id = Some("55".repeat(8));
     f.index_epoch = Some("66".repeat(16));
     f.index_bytes = Some(12345);
+    f.charged = Some(20);
     let events = vec![
         AuditEvent::NodeInitialised {
             name: "n".into(),
@@ -835,6 +844,14 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
             audit_key: "k".into(),
             source: "first-session".into(),
         },
+        AuditEvent::ConfigReloaded {
+            config_sha256: "66".repeat(32),
+            peers: 2,
+        },
+        AuditEvent::ConfigRejected {
+            config_sha256: "77".repeat(32),
+            problem: "peers[1].max_set_ratio: must be positive".into(),
+        },
         AuditEvent::PeerRemoved {
             name: "p".into(),
             fingerprint: "f".into(),
@@ -844,7 +861,8 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
             accepted: 1,
             rejected: 2,
             duplicates: 3,
-            input_sha256: "00".repeat(32),
+            input_hmac: Some("00".repeat(32)),
+            input_sha256: None,
             normalisation_version: 1,
         },
         AuditEvent::DatasetRemoved { name: "d".into() },
@@ -859,6 +877,7 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
         AuditEvent::SessionRefused {
             facts: f.clone(),
             reason: "busy".into(),
+            attempts: 1,
         },
         AuditEvent::SessionCompleted(f.clone()),
         AuditEvent::SessionAborted {
@@ -909,6 +928,7 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
         "rejected",
         "duplicates",
         "input_sha256",
+        "input_hmac",
         "normalisation_version",
         "session_id",
         "role",
@@ -957,6 +977,10 @@ fn events_round_trip_and_stay_within_the_privacy_allowlist() {
         "elements",
         "records",
         "bytes",
+        "charged",
+        "config_sha256",
+        "peers",
+        "problem",
     ];
     assert_eq!(events.len(), AuditEvent::TYPES.len());
     for (event, type_name) in events.iter().zip(AuditEvent::TYPES) {

@@ -1,8 +1,10 @@
-//! Crash-safe file writes: write a temporary file in the target's directory, fsync it,
-//! rename it over the target, fsync the directory.
+//! How the node writes its files: crash-safe replacement (write a temporary file in the
+//! target's directory, fsync it, rename it over the target, fsync the directory), and
+//! private creation (directories 0700, files 0600 from the first byte).
 //!
-//! After a crash the target holds either the old or the new contents, never a mix.
-//! Used for the identity and for `node.toml`.
+//! After a crash a replaced file holds either the old or the new contents, never a mix.
+//! Everything in a data directory is private to its owner: the audit log names
+//! partners and datasets, results hold record ids, the ledger holds budgets.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -26,6 +28,32 @@ impl Access {
             Access::Public => fs::Permissions::from_mode(0o644),
         }
     }
+}
+
+/// Options that create a file readable and writable by its owner only (0600 on Unix),
+/// set at creation so there is no instant at which others could open it.
+pub(crate) fn private_file_options() -> fs::OpenOptions {
+    #[allow(unused_mut)]
+    let mut options = fs::OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
+
+/// Creates `dir` and any missing parents with owner-only access (0700 on Unix).
+/// Directories that already exist keep their permissions: the operator chose them.
+pub(crate) fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// Atomically replaces (or creates) `path` with `contents`.
@@ -69,18 +97,11 @@ pub(crate) fn write_file_with(
 ///
 /// For files inside a private staging directory that is renamed into place as a whole.
 pub(crate) fn create_new_file(path: &Path, contents: &[u8], access: Access) -> io::Result<()> {
-    let mut options = fs::OpenOptions::new();
+    let mut options = match access {
+        Access::OwnerOnly => private_file_options(),
+        Access::Public => fs::OpenOptions::new(),
+    };
     options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(match access {
-            Access::OwnerOnly => 0o600,
-            Access::Public => 0o644,
-        });
-    }
-    #[cfg(not(unix))]
-    let _ = access;
     let mut file = options.open(path)?;
     file.write_all(contents)?;
     file.sync_all()
@@ -141,6 +162,23 @@ mod tests {
             let mode = fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{}", path.display());
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_dirs_are_0700_and_existing_ones_keep_their_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b");
+        create_private_dir_all(&nested).unwrap();
+        for path in [dir.path().join("a"), nested.clone()] {
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", path.display());
+        }
+        fs::set_permissions(&nested, fs::Permissions::from_mode(0o750)).unwrap();
+        create_private_dir_all(&nested).unwrap();
+        let mode = fs::metadata(&nested).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o750);
     }
 
     #[test]

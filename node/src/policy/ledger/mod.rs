@@ -18,6 +18,13 @@
 //! compaction; any other unreadable line is an error, and the server then refuses
 //! every session rather than forget budgets.
 //!
+//! # Several processes
+//!
+//! `serve` and `match` of one node charge the same budgets, so every check-and-charge
+//! runs under an exclusive lock on `<data>/policy-ledger.lock` ([`Ledger::transact`]),
+//! and re-reads the file first when another process changed it (its length or identity
+//! differs from what this process last saw).
+//!
 //! # Bounded growth
 //!
 //! Session lines are kept for the retention window (the replay window, at least one
@@ -33,10 +40,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{Access, write_file_atomic};
+use crate::files::{Access, write_file as write_file_atomic};
 
 /// File name of the ledger inside the data directory.
 pub const LEDGER_FILE: &str = "policy-ledger.jsonl";
+/// File name of the lock every process takes to check and charge.
+pub const LEDGER_LOCK_FILE: &str = "policy-ledger.lock";
 /// Version of the ledger's line format.
 pub const LEDGER_VERSION: u32 = 1;
 /// Seconds in a day: the shortest retention, so rolling daily budgets stay exact.
@@ -58,6 +67,26 @@ pub enum LedgerError {
         /// The OS error.
         #[source]
         source: io::Error,
+    },
+    /// The ledger holds less for a peer than the audit log records: it was rolled back
+    /// or replaced.
+    #[error(
+        "the policy ledger {} holds {ledger_identifiers} identifiers in {ledger_sessions} sessions for peer {peer}, but the audit log records {log_identifiers} in {log_sessions}: the ledger was rolled back or replaced. Budgets are not reset; run `blindmatch policy rebuild-ledger` to rebuild it from the audit log",
+        .path.display()
+    )]
+    BehindLog {
+        /// The file.
+        path: PathBuf,
+        /// The peer's fingerprint.
+        peer: String,
+        /// What the ledger holds.
+        ledger_identifiers: u64,
+        /// Sessions in the ledger.
+        ledger_sessions: u64,
+        /// What the log records.
+        log_identifiers: u64,
+        /// Sessions in the log.
+        log_sessions: u64,
     },
     /// A line cannot be read.
     #[error(
@@ -107,8 +136,31 @@ pub struct Ledger {
     carried: BTreeMap<String, Carried>,
     seen: HashSet<[u8; 16]>,
     lines_on_disk: usize,
+    /// Length and identity of the file as this process last read or wrote it.
+    seen_on_disk: Option<FileStamp>,
     /// Lines beyond twice the needed ones tolerated before compacting.
     compaction_slack: usize,
+}
+
+/// What tells whether another process changed the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    id: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let id = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let id = 0;
+        Some(Self {
+            len: meta.len(),
+            id,
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -139,8 +191,11 @@ impl Ledger {
     /// Opens (creating if needed) the ledger for the server, compacting it when it
     /// holds expired sessions or a torn last line. `retention_days` is the replay
     /// window.
+    /// The ledger is reconciled with the audit log first (see `policy::anchor`): rebuilt
+    /// from it when missing, an error when it holds less than the log.
     pub fn open(data_dir: &Path, retention_days: u32, now: u64) -> Result<Self, LedgerError> {
-        let (mut ledger, torn_tail) = Self::load(data_dir, retention_days)?;
+        let _lock = lock_at(&Self::path(data_dir))?;
+        let (mut ledger, torn_tail) = Self::load_anchored(data_dir, retention_days)?;
         let expired = ledger.expire(now);
         if !ledger.path.exists() || torn_tail || expired {
             ledger.rewrite()?;
@@ -149,12 +204,65 @@ impl Ledger {
         Ok(ledger)
     }
 
-    /// Loads the ledger without writing anything (for `policy check`); a missing file
-    /// is an empty ledger.
-    pub fn read_only(data_dir: &Path, retention_days: u32, now: u64) -> Result<Self, LedgerError> {
+    /// Rebuilds the ledger from the audit log alone (`policy rebuild-ledger`), keeping
+    /// the replaced file next to it as `policy-ledger.jsonl.replaced-<unix seconds>`.
+    pub fn rebuild(data_dir: &Path, retention_days: u32, now: u64) -> Result<Self, LedgerError> {
+        let path = Self::path(data_dir);
+        let _lock = lock_at(&path)?;
+        if path.exists() {
+            let aside = path.with_file_name(format!("{LEDGER_FILE}.replaced-{now}"));
+            std::fs::rename(&path, &aside).map_err(|source| LedgerError::Io {
+                action: "moving aside",
+                path: path.clone(),
+                source,
+            })?;
+        }
         let (mut ledger, _) = Self::load(data_dir, retention_days)?;
+        ledger.absorb(super::anchor::log_charges(data_dir));
+        ledger.expire(now);
+        ledger.rewrite()?;
+        ledger.file = Some(ledger.open_append()?);
+        Ok(ledger)
+    }
+
+    /// Refuses a ledger holding less for some peer than the audit log's `log` charges.
+    fn check_against(&self, log: &[Charge]) -> Result<(), LedgerError> {
+        for (peer, logged) in super::anchor::totals(log) {
+            let held = self.totals_of(&peer);
+            if held.identifiers < logged.identifiers || held.sessions < logged.sessions {
+                return Err(LedgerError::BehindLog {
+                    path: self.path.clone(),
+                    peer,
+                    ledger_identifiers: held.identifiers,
+                    ledger_sessions: held.sessions,
+                    log_identifiers: logged.identifiers,
+                    log_sessions: logged.sessions,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes `charges` in (rebuilding from the log); expiry folds the old ones.
+    fn absorb(&mut self, charges: Vec<Charge>) {
+        for charge in charges {
+            self.seen.insert(charge.session);
+            self.charges.push(charge);
+        }
+    }
+
+    /// Loads the ledger without writing anything (for `policy check`), reconciled with
+    /// the audit log like [`Ledger::open`]: a missing file is rebuilt in memory from the
+    /// log, a rolled-back one is an error.
+    pub fn read_only(data_dir: &Path, retention_days: u32, now: u64) -> Result<Self, LedgerError> {
+        let (mut ledger, _) = Self::load_anchored(data_dir, retention_days)?;
         ledger.expire(now);
         Ok(ledger)
+    }
+
+    /// Sessions held in the retention window.
+    pub fn retained(&self) -> usize {
+        self.charges.len()
     }
 
     /// Whether a session id was accepted within the retention window.
@@ -175,6 +283,42 @@ impl Ledger {
             totals.sessions += 1;
         }
         totals
+    }
+
+    /// Checks and charges atomically across this node's processes: under the ledger lock,
+    /// re-reads the file if another process changed it, runs `decide` on the ledger as
+    /// it is now, and records the charge `decide` returns (if any) before unlocking.
+    pub fn transact<T, E>(
+        &mut self,
+        now: u64,
+        decide: impl FnOnce(&Ledger) -> Result<(Option<Charge>, T), E>,
+    ) -> Result<Result<T, E>, LedgerError> {
+        let _lock = lock_at(&self.path)?;
+        if FileStamp::of(&self.path) != self.seen_on_disk {
+            let data_dir = self
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let retention_days = (self.retention_secs / DAY_SECS) as u32;
+            let slack = self.compaction_slack;
+            let (mut fresh, torn_tail) = Self::load_anchored(&data_dir, retention_days)?;
+            let expired = fresh.expire(now);
+            fresh.compaction_slack = slack;
+            if !fresh.path.exists() || torn_tail || expired {
+                fresh.rewrite()?;
+            }
+            fresh.file = Some(fresh.open_append()?);
+            *self = fresh;
+        }
+        match decide(self) {
+            Ok((Some(charge), value)) => {
+                self.record(charge, now)?;
+                Ok(Ok(value))
+            }
+            Ok((None, value)) => Ok(Ok(value)),
+            Err(err) => Ok(Err(err)),
+        }
     }
 
     /// Records an accepted session durably (append and fsync) before returning.
@@ -198,6 +342,7 @@ impl Ledger {
             });
         }
         self.lines_on_disk += 1;
+        self.seen_on_disk = FileStamp::of(&self.path);
         self.seen.insert(charge.session);
         self.charges.push(charge);
         self.expire(now);
@@ -207,6 +352,24 @@ impl Ledger {
             self.file = Some(self.open_append()?);
         }
         Ok(())
+    }
+
+    /// [`Ledger::load`], reconciled with the audit log (see `policy::anchor`): a missing
+    /// ledger is rebuilt from the log, one holding less than the log is an error.
+    fn load_anchored(data_dir: &Path, retention_days: u32) -> Result<(Self, bool), LedgerError> {
+        let existed = Self::path(data_dir).exists();
+        let (mut ledger, torn_tail) = Self::load(data_dir, retention_days)?;
+        let from_log = super::anchor::log_charges(data_dir);
+        if existed {
+            ledger.check_against(&from_log)?;
+        } else if !from_log.is_empty() {
+            tracing::warn!(
+                sessions = from_log.len(),
+                "the policy ledger is missing: rebuilt from the audit log (budgets are kept)"
+            );
+            ledger.absorb(from_log);
+        }
+        Ok((ledger, torn_tail))
     }
 
     /// Reads the file; also returns whether its last line was torn.
@@ -222,6 +385,7 @@ impl Ledger {
             carried: BTreeMap::new(),
             seen: HashSet::new(),
             lines_on_disk: 0,
+            seen_on_disk: FileStamp::of(&path),
             compaction_slack: COMPACTION_SLACK,
         };
         let text = match std::fs::read(&path) {
@@ -339,6 +503,7 @@ impl Ledger {
             }
         })?;
         self.lines_on_disk = 1 + self.carried.len() + self.charges.len();
+        self.seen_on_disk = FileStamp::of(&self.path);
         Ok(())
     }
 
@@ -352,6 +517,29 @@ impl Ledger {
                 source,
             })
     }
+}
+
+/// Takes the lock every process of this node holds to check and charge (next to the
+/// ledger at `ledger_path`); released when the returned file is dropped.
+fn lock_at(ledger_path: &Path) -> Result<File, LedgerError> {
+    let path = ledger_path.with_file_name(LEDGER_LOCK_FILE);
+    let io_err = |action| {
+        let path = path.clone();
+        move |source| LedgerError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let file = crate::files::private_file_options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err("opening"))?;
+    file.lock().map_err(io_err("locking"))?;
+    Ok(file)
 }
 
 fn session_line(charge: &Charge) -> String {
@@ -383,111 +571,4 @@ fn parse_session_id(text: &str) -> Option<[u8; 16]> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    const T0: u64 = 1_750_000_000;
-
-    fn charge(at: u64, peer: &str, id: u8, identifiers: u64) -> Charge {
-        Charge {
-            at,
-            peer: peer.to_owned(),
-            session: [id; 16],
-            identifiers,
-        }
-    }
-
-    #[test]
-    fn survives_reopen_and_remembers_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::open(dir.path(), 30, T0).unwrap();
-        ledger.record(charge(T0, "aa", 1, 100), T0).unwrap();
-        ledger.record(charge(T0 + 5, "bb", 2, 7), T0 + 5).unwrap();
-        drop(ledger);
-        let ledger = Ledger::open(dir.path(), 30, T0 + 10).unwrap();
-        assert!(ledger.seen(&[1; 16]) && ledger.seen(&[2; 16]) && !ledger.seen(&[3; 16]));
-        assert_eq!(ledger.totals_of("aa").identifiers, 100);
-        assert_eq!(ledger.charges_of("bb").count(), 1);
-    }
-
-    #[test]
-    fn expired_sessions_fold_into_totals_and_ids_are_forgotten() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::open(dir.path(), 1, T0).unwrap();
-        ledger.record(charge(T0, "aa", 1, 100), T0).unwrap();
-        drop(ledger);
-        let later = T0 + 2 * DAY_SECS;
-        let mut ledger = Ledger::open(dir.path(), 1, later).unwrap();
-        assert!(!ledger.seen(&[1; 16]));
-        assert_eq!(ledger.charges_of("aa").count(), 0);
-        assert_eq!(
-            ledger.totals_of("aa"),
-            Carried {
-                identifiers: 100,
-                sessions: 1
-            }
-        );
-        ledger.record(charge(later, "aa", 2, 5), later).unwrap();
-        drop(ledger);
-        let ledger = Ledger::read_only(dir.path(), 1, later).unwrap();
-        assert_eq!(ledger.totals_of("aa").identifiers, 105);
-        let text = std::fs::read_to_string(Ledger::path(dir.path())).unwrap();
-        assert_eq!(text.lines().count(), 3, "{text}");
-    }
-
-    #[test]
-    fn a_torn_last_line_is_dropped_but_damage_elsewhere_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::open(dir.path(), 30, T0).unwrap();
-        ledger.record(charge(T0, "aa", 1, 100), T0).unwrap();
-        drop(ledger);
-        let path = Ledger::path(dir.path());
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        text.push_str("{\"type\":\"sess");
-        std::fs::write(&path, &text).unwrap();
-        let ledger = Ledger::open(dir.path(), 30, T0).unwrap();
-        assert_eq!(ledger.totals_of("aa").identifiers, 100);
-        drop(ledger);
-        assert!(std::fs::read_to_string(&path).unwrap().ends_with('\n'));
-
-        let damaged = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace("aa", "a\"a");
-        std::fs::write(&path, damaged).unwrap();
-        let err = Ledger::open(dir.path(), 30, T0).unwrap_err();
-        assert!(matches!(err, LedgerError::Corrupt { line: 2, .. }), "{err}");
-    }
-
-    #[test]
-    fn growth_is_bounded_by_compaction() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::open(dir.path(), 1, T0).unwrap();
-        ledger.compaction_slack = 16;
-        let mut at = T0;
-        for i in 0..300u32 {
-            at += 3600;
-            let mut session = [0u8; 16];
-            session[..4].copy_from_slice(&i.to_le_bytes());
-            ledger
-                .record(
-                    Charge {
-                        at,
-                        peer: "aa".into(),
-                        session,
-                        identifiers: 1,
-                    },
-                    at,
-                )
-                .unwrap();
-        }
-        let lines = std::fs::read_to_string(Ledger::path(dir.path()))
-            .unwrap()
-            .lines()
-            .count();
-        // One day of hourly sessions is 25 lines with the header and carried line;
-        // the file never holds more than twice that plus the slack.
-        assert!(lines <= 2 * 27 + 16, "{lines} lines");
-        assert_eq!(ledger.totals_of("aa").identifiers, 300);
-        assert_eq!(ledger.totals_of("aa").sessions, 300);
-    }
-}
+mod tests;
