@@ -740,6 +740,8 @@ fn readme_policy_examples_are_valid() {
         {
             text = text.replace(placeholder, &format!("{:064x}", n + 1));
         }
+        // The Ed25519 base point: a valid public key.
+        text = text.replace("<DATAHUB-AUDIT-KEY>", &format!("58{}", "66".repeat(31)));
         let config = NodeConfig::parse(&text, None)
             .unwrap_or_else(|e| panic!("README example {}: {e}", index + 1));
         for peer in config.peers() {
@@ -764,4 +766,7 @@ fn readme_policy_examples_are_valid() {
             .modes
             .is_empty()
     );
+    let datahub = configs[1].peer("datahub").expect("datahub");
+    assert!(datahub.audit_key.is_some());
+    assert_eq!(datahub.match_modes.len(), 2, "initiator and cardinality");
 }
