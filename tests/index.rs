@@ -116,6 +116,17 @@ impl Pair {
                 &client_fp,
                 "--offer",
                 "kp",
+                "--modes",
+                "initiator",
+                // The tests rebuild and re-match many times; budgets are tested apart.
+                "--max-identifiers-per-day",
+                "none",
+                "--max-identifiers-total",
+                "none",
+                "--max-sessions-per-hour",
+                "none",
+                "--max-set-ratio",
+                "none",
             ],
         );
         blindmatch(

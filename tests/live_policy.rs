@@ -306,7 +306,14 @@ fn node_toml_edits_apply_without_restart_and_a_broken_edit_keeps_the_old() {
     let pair = Pair::new(
         40,
         30,
-        &["--modes", "initiator,cardinality"],
+        &[
+            "--modes",
+            "initiator,cardinality",
+            "--max-identifiers-per-day",
+            "none",
+            "--max-identifiers-total",
+            "none",
+        ],
         &["--match-modes", "initiator,cardinality"],
     );
     let _server = pair.serve();
@@ -412,7 +419,7 @@ fn deleting_or_rolling_back_the_ledger_does_not_reset_budgets() {
     // Deleted while stopped, then a restart.
     server.kill9();
     std::fs::remove_file(&ledger).ok();
-    let _server = pair.serve();
+    let mut server = pair.serve();
     let err = pair.match_fails(&[]);
     assert!(err.contains("budget-exhausted"), "{err}");
 
@@ -425,7 +432,10 @@ fn deleting_or_rolling_back_the_ledger_does_not_reset_budgets() {
         check.contains("WARNING") && check.contains("rolled back or replaced"),
         "{check}"
     );
+    // The one writer of the data directory rebuilds it: serve is stopped first.
+    server.stop();
     cli(&pair.hub, &["policy", "rebuild-ledger"]);
+    let _server = pair.serve();
     let err = pair.match_fails(&[]);
     assert!(err.contains("budget-exhausted"), "{err}");
     assert_eq!(audit_kind(&pair.hub, "session_completed").len(), 2);

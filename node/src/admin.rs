@@ -130,18 +130,7 @@ pub fn dataset_command(data_dir: &Path, cmd: DatasetCommand, quiet: bool) -> any
         _ => (String::new(), false),
     };
     let build = |log: &mut AuditLog, name: &str, options: BuildOptions| -> anyhow::Result<()> {
-        let config = NodeConfig::load(data_dir)?;
-        let report = index::build_with_progress_bar(
-            data_dir,
-            identity.audit_key(),
-            name,
-            &config.dataset_policy(name),
-            options,
-            quiet,
-        )?;
-        if let Some(event) = index::built_event(&report) {
-            log.append(event)?;
-        }
+        let report = build_index_into(log, &identity, data_dir, name, options, quiet)?;
         println!("{report}");
         Ok(())
     };
@@ -187,6 +176,43 @@ pub fn dataset_command(data_dir: &Path, cmd: DatasetCommand, quiet: bool) -> any
         _ => {}
     }
     Ok(())
+}
+
+/// Builds the index of dataset `name` for its current version (a delta segment when
+/// only records were added, else a new epoch) and records it in the audit log: what
+/// `blindmatch dataset index` runs. `quiet` hides the progress bar.
+pub fn build_index(
+    data_dir: &Path,
+    name: &str,
+    options: BuildOptions,
+    quiet: bool,
+) -> anyhow::Result<index::BuildReport> {
+    let identity = NodeIdentity::load(data_dir)?;
+    let mut log = AuditLog::open(data_dir, identity.audit_key())?;
+    build_index_into(&mut log, &identity, data_dir, name, options, quiet)
+}
+
+fn build_index_into(
+    log: &mut AuditLog,
+    identity: &NodeIdentity,
+    data_dir: &Path,
+    name: &str,
+    options: BuildOptions,
+    quiet: bool,
+) -> anyhow::Result<index::BuildReport> {
+    let config = NodeConfig::load(data_dir)?;
+    let report = index::build_with_progress_bar(
+        data_dir,
+        identity.audit_key(),
+        name,
+        &config.dataset_policy(name),
+        options,
+        quiet,
+    )?;
+    if let Some(event) = index::built_event(&report) {
+        log.append(event)?;
+    }
+    Ok(report)
 }
 
 /// The `dataset_revoked` record of a revocation that rewrote the dataset (none when no

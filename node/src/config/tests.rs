@@ -111,10 +111,15 @@ fn save_and_load_round_trip() {
 fn saved_file_lists_modes_explicitly() {
     let config = NodeConfig::parse(&full(), None).unwrap();
     let text = config.to_toml().unwrap();
+    // Both lists of every peer are written, empty ones too, so the file says what
+    // each peer may do rather than leaving it to a default.
     assert!(
-        text.contains(r#"modes = ["both", "initiator", "responder", "cardinality"]"#),
+        text.contains(r#"modes = ["cardinality", "both"]"#),
         "{text}"
     );
+    assert_eq!(text.matches("\nmodes = ").count(), 2, "{text}");
+    assert_eq!(text.matches("\nmatch_modes = ").count(), 2, "{text}");
+    assert_eq!(NodeConfig::parse(&text, None).unwrap(), config);
 }
 
 #[test]
