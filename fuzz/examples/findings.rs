@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use blindmatch_fuzz::chunks;
-use blindmatch_fuzz::session::{Harness, Setup, both_learn_count, record};
+use blindmatch_fuzz::session::{Harness, Setup, both_learn_count, parties, record, signer};
 use blindmatch_protocol::error::{Error, PeerMisbehaved};
 use blindmatch_protocol::session::{Responder, ResponderConfig, Role, Session, learns_count};
 use blindmatch_protocol::wire::{Message, OutputMode};
@@ -65,7 +65,9 @@ fn finish_carries_count_only_when_both_learn_it() {
     }
 
     // The reproducer: a mode-`initiator` session recorded before the fix, whose last
-    // frame is the initiator's `Finish` with the count. The responder now refuses it.
+    // frame is the initiator's `Finish` with the count. It was recorded in protocol
+    // version 1, so a version-2 responder refuses it already at its `Hello`; the table
+    // above checks the same property on version-2 sessions.
     let input = artifact("responder_session-count-leak-initiator-mode");
     let (harness, sent) = replay(&input);
     let err = harness.error().cloned();
@@ -76,18 +78,27 @@ fn finish_carries_count_only_when_both_learn_it() {
             err,
             Some(Error::PeerMisbehaved(
                 PeerMisbehaved::UnexpectedMessage { .. }
-            ))
+            )) | Some(Error::PeerIncompatible(_))
         ),
         "a Finish with a count in mode initiator was not refused"
     );
-    assert!(matches!(sent.last(), Some(Message::Abort(_))));
+    assert!(matches!(
+        sent.last(),
+        Some(Message::Abort(_) | Message::Reject(_))
+    ));
     assert!(harness.finish().is_none(), "completed on a leaking Finish");
 }
 
 /// F2: a closed session answers each further frame with `AfterEnd` and sends nothing.
 fn closed_session_stays_quiet() {
     println!("F2: a responder fed three empty frames");
-    let mut responder = Responder::new(ResponderConfig::default());
+    let mut responder = Responder::new(
+        ResponderConfig::new(
+            blindmatch_fuzz::session::CHANNEL_BINDING,
+            parties(Role::Responder),
+        ),
+        signer(),
+    );
     for i in 1..=3 {
         let result = responder.handle_frame(&[]);
         let sent: Vec<_> = std::iter::from_fn(|| responder.poll_transmit())

@@ -189,6 +189,7 @@ fn build() -> Fixture {
         AuditEvent::PeerAdded {
             name: "acme".into(),
             fingerprint: fingerprint(2),
+            audit_key: None,
         },
     );
     log.seal(

@@ -28,10 +28,11 @@ use std::sync::OnceLock;
 use blindmatch_protocol::error::{CloseCode, Error, PeerMisbehaved};
 use blindmatch_protocol::ident::{Identifier, Normaliser};
 use blindmatch_protocol::session::{
-    Event, Initiator, InitiatorConfig, Outcome, PreparedSet, PreparedSetBuilder, Responder,
-    ResponderConfig, Role, Session, learns_count, learns_records,
+    Event, Initiator, InitiatorConfig, KeySigner, Outcome, Parties, PreparedSet,
+    PreparedSetBuilder, ReceiptSigner, Responder, ResponderConfig, Role, Session, learns_count,
+    learns_records,
 };
-use blindmatch_protocol::wire::{MAX_FRAME_LEN, Message, OutputMode, RejectReason};
+use blindmatch_protocol::wire::{DatasetRef, MAX_FRAME_LEN, Message, OutputMode, RejectReason};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -41,6 +42,27 @@ pub const CHANNEL_BINDING: [u8; 32] = [42; 32];
 pub const SESSION_ID: [u8; 16] = [7; 16];
 /// `max_peer_set_size` when [`Setup::tight_limit`] is set: below both fixed sets.
 pub const TIGHT_LIMIT: u64 = 4;
+
+/// The certificate fingerprints of a party in `role` and of its peer (the initiator's is
+/// `a1…`, the responder's `b2…`); no audit key is pinned, so the peer's receipt is
+/// checked against the key it names (what a first session does).
+pub fn parties(role: Role) -> Parties {
+    let (initiator, responder) = ([0xa1; 32], [0xb2; 32]);
+    let (own_fingerprint, peer_fingerprint) = match role {
+        Role::Initiator => (initiator, responder),
+        Role::Responder => (responder, initiator),
+    };
+    Parties {
+        own_fingerprint,
+        peer_fingerprint,
+        peer_audit_key: None,
+    }
+}
+
+/// Our receipt signer: a fixed key.
+pub fn signer() -> Box<dyn ReceiptSigner> {
+    Box::new(KeySigner::from_seed(&[3; 32]))
+}
 
 /// RNG seeds: different per role, or both sides would draw the same blinding key.
 const INITIATOR_SEED: u64 = 1;
@@ -174,22 +196,27 @@ impl Harness {
         let (party, rng, own_set, mode, session_id) = match setup.role {
             Role::Initiator => {
                 let mut rng = StdRng::seed_from_u64(INITIATOR_SEED);
-                let mut config = InitiatorConfig::new(SESSION_ID, "kp-2026", "fuzz", setup.mode);
-                config.channel_binding = CHANNEL_BINDING;
+                let mut config = InitiatorConfig::new(
+                    SESSION_ID,
+                    CHANNEL_BINDING,
+                    parties(Role::Initiator),
+                    setup.mode,
+                );
+                config.dataset = "kp-2026".into();
+                config.purpose = "fuzz".into();
                 config.batch_size = 3;
                 config.max_peer_set_size = max_peer_set_size;
                 let set = initiator_set();
-                let initiator = Initiator::new(config, set.clone(), &mut rng)
+                let initiator = Initiator::new(config, set.clone(), signer(), &mut rng)
                     .expect("the fixed config is valid");
                 let party = Party::Initiator(initiator);
                 (party, rng, set, Some(setup.mode), Some(SESSION_ID))
             }
             Role::Responder => {
-                let responder = Responder::new(ResponderConfig {
-                    channel_binding: CHANNEL_BINDING,
-                    max_peer_set_size,
-                    batch_size: 3,
-                });
+                let mut config = ResponderConfig::new(CHANNEL_BINDING, parties(Role::Responder));
+                config.max_peer_set_size = max_peer_set_size;
+                config.batch_size = 3;
+                let responder = Responder::new(config, signer());
                 let rng = StdRng::seed_from_u64(RESPONDER_SEED);
                 (
                     Party::Responder(responder),
@@ -367,21 +394,29 @@ impl Harness {
                         .expect("a Hello is pending");
                 } else {
                     responder
-                        .accept(self.own_set.clone(), &mut self.rng)
+                        .accept(
+                            self.own_set.clone(),
+                            DatasetRef::new("kp-2026", [9; 16]),
+                            &mut self.rng,
+                        )
                         .expect("a Hello is pending");
                 }
             }
-            Event::Accepted { peer_set_size } => {
+            Event::Accepted(info) => {
+                let peer_set_size = info.peer_set_size;
                 assert_eq!(self.setup.role, Role::Initiator, "a responder saw Accepted");
                 assert!(self.peer_declared.is_none(), "a second Accepted");
                 assert!(!self.setup.tight_limit || peer_set_size <= TIGHT_LIMIT);
                 self.peer_declared = Some(peer_set_size);
+                if let Party::Initiator(initiator) = &mut self.party {
+                    initiator.confirm().expect("an Accept is pending");
+                }
             }
             Event::Completed(outcome) => {
                 assert!(self.outcome.is_none(), "a second Completed");
                 assert!(self.error.is_none(), "Completed after the session failed");
                 self.check_outcome(&outcome);
-                self.outcome = Some(outcome);
+                self.outcome = Some(*outcome);
             }
             Event::Failed(err) => {
                 assert!(self.outcome.is_none(), "Failed after Completed");
@@ -392,6 +427,8 @@ impl Harness {
                 let _ = err.close_code();
                 self.error.get_or_insert(err);
             }
+            // PSI sessions raise no other event (index requests go to `ServerSession`).
+            other => panic!("unexpected event {other:?}"),
         }
     }
 
@@ -449,7 +486,13 @@ impl Harness {
         assert_eq!(o.role, role);
         assert_eq!(o.mode, mode);
         assert_eq!(Some(o.session_id), self.session_id);
-        assert_eq!(o.own_set_size, self.own_set.len() as u64);
+        if mode == OutputMode::Cardinality {
+            // Bundle slots: every record padded to the widest record's identifier count.
+            let records = u64::from(self.own_set.record_count());
+            assert!(o.own_set_size >= records && o.own_set_size % records == 0);
+        } else {
+            assert_eq!(o.own_set_size, self.own_set.len() as u64);
+        }
         assert_eq!(Some(o.peer_set_size), self.peer_declared);
         assert_eq!(o.intersection_size.is_some(), learns_count(mode, role));
         if let Some(n) = o.intersection_size {
