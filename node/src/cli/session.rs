@@ -2,13 +2,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use blindmatch_protocol::wire::OutputMode;
 use clap::Args;
 
-use super::progress;
+use super::{interrupt, progress};
 use crate::matching::{self, MatchRequest};
 use crate::node::Node;
+use crate::results::OutFile;
 
 /// `blindmatch match`.
 #[derive(Args, Debug)]
@@ -36,8 +39,17 @@ pub struct MatchArgs {
     #[arg(long, default_value = "initiator")]
     pub mode: OutputMode,
     /// Write matched records here (CSV: id,matched_kinds). Default: results/ in the data dir.
+    /// Checked before we connect: not a directory, its directory writable, and not an
+    /// existing file (unless --force).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the --out file if it already exists.
+    #[arg(long, requires = "out")]
+    pub force: bool,
+    /// Give up reaching the peer after this long: seconds, or a duration such as `30s`
+    /// [default: `connect_timeout_secs` in node.toml's `[limits]`, else 10].
+    #[arg(long, value_name = "SECONDS", value_parser = super::parse_seconds)]
+    pub connect_timeout: Option<Duration>,
     /// Match through the peer's index of its dataset (built there with `blindmatch
     /// dataset index`) instead of a PSI session: the index is fetched once into the data
     /// directory (resumed if cut short, refreshed when the peer rebuilds it), then only
@@ -50,6 +62,25 @@ pub struct MatchArgs {
 
 pub fn run_match(data_dir: &Path, args: MatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let node = Node::open(data_dir)?;
+    if let Some(timeout) = args.connect_timeout {
+        // For this run only: node.toml is not changed.
+        let mut config = node.config();
+        config.limits.connect_timeout = timeout;
+        node.set_config(config);
+    }
+    // Progress, like the bar: on a terminal only.
+    if !quiet
+        && std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && let Some(peer) = node.config().peer(&args.peer)
+    {
+        eprintln!("connecting to `{}` at {}…", peer.name, peer.addr);
+    }
+    // Held until the session is over: an unused reservation is removed on drop.
+    let _out = args
+        .out
+        .as_deref()
+        .map(|path| OutFile::check(path, args.force))
+        .transpose()?;
     let request = MatchRequest {
         peer: args.peer,
         dataset: args.dataset,
@@ -63,21 +94,31 @@ pub fn run_match(data_dir: &Path, args: MatchArgs, quiet: bool) -> anyhow::Resul
         let bar = progress::session_bar(quiet);
         let callback = bar.as_ref().map(progress::index_callback);
         let runtime = super::runtime()?;
-        let result = runtime.block_on(crate::index::client::run(node, request, callback));
+        let work = crate::index::client::run(Arc::clone(&node), request, callback);
+        let ended = runtime.block_on(interrupt::run_cancellable(&node, work));
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        println!("{}", result?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(match interrupt::result(ended)? {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        });
     }
     let bar = progress::session_bar(quiet);
     let callback = bar.as_ref().map(progress::session_callback);
     let runtime = super::runtime()?;
-    let result = runtime.block_on(matching::run(node, request, callback));
+    let work = matching::run(Arc::clone(&node), request, callback);
+    let ended = runtime.block_on(interrupt::run_cancellable(&node, work));
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let summary = result?;
+    let summary = match interrupt::result(ended)? {
+        Ok(summary) => summary,
+        Err(code) => return Ok(code),
+    };
     println!("{summary}");
     Ok(ExitCode::SUCCESS)
 }
