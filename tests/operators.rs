@@ -524,3 +524,79 @@ fn match_against_a_node_that_is_down_times_out_clearly() {
     }
     assert_eq!(Pair::sessions(&pair.acme), 0, "no session was started");
 }
+
+/// `serve` says what happens at its default verbosity: one line per session requested,
+/// refused and completed (mode, sizes, counts, time), with no session id, no contact and
+/// no colour codes when stderr is not a terminal.
+#[test]
+fn serve_prints_one_line_per_session_outcome() {
+    let pair = Pair::new(20, 10);
+    let server = pair.serve();
+    let out = pair.root.path().join("m.csv");
+    let (ok, stdout, stderr) = pair.matches(&["--out", out.to_str().expect("utf8")]);
+    assert!(ok, "{stdout}\n{stderr}");
+    // Refused by the hub, which lets acme use `initiator` only.
+    cli(&pair.acme, &["peer", "remove", "hub"]);
+    cli(
+        &pair.acme,
+        &[
+            "peer",
+            "add",
+            "hub",
+            "--addr",
+            &pair.hub_addr.to_string(),
+            "--fingerprint",
+            &fingerprint(&pair.hub),
+            "--match-modes",
+            "responder",
+        ],
+    );
+    let (ok, _, stderr) = pair.matches(&["--mode", "responder"]);
+    assert!(!ok, "the hub allows only initiator");
+    assert!(stderr.contains("mode-not-allowed"), "{stderr}");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let lines = server.stderr_lines();
+        if lines.iter().any(|l| l.contains(" refused (")) || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = lines.join("\n");
+    let one = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(
+        one("session requested by acme: mode initiator, their set 10 identifiers"),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        one("session requested by acme: mode responder"),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        one("session with acme refused (mode-not-allowed): mode responder"),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        one(
+            "session with acme completed: mode initiator, our set 20 identifiers, theirs 10; we learn no matches in this mode"
+        ),
+        1,
+        "{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file:\n{text}"
+    );
+    assert!(
+        !text.contains("@example.com"),
+        "a contact in the log:\n{text}"
+    );
+    for session in audit_kind(&pair.hub, "session_requested") {
+        let id = session.session_id().expect("id");
+        assert!(!text.contains(&id[..8]), "a session id in the log:\n{text}");
+    }
+}

@@ -2,10 +2,10 @@
 //! completed (with the result file, if any) and aborted.
 //!
 //! The lines go to tracing under [`TARGET`], which `serve` shows at its default
-//! verbosity (`-q` hides them) while other commands do not. They carry the session's
-//! span (peer name and address), the mode, set sizes, counts and times: never a session
-//! id, a record id or a text the peer chose, so a log file of them is no more sensitive
-//! than the audit log's counts.
+//! verbosity (`-q` hides them) while other commands do not. They carry the peer's name
+//! in our configuration, the mode, set sizes, counts and times: never a session id, a
+//! record id or a text the peer chose, so a log file of them is no more sensitive than
+//! the audit log's counts.
 
 use std::path::Path;
 use std::time::Duration;
@@ -35,19 +35,19 @@ impl Kind {
 }
 
 /// A peer asked for a session (before any policy decision).
-pub(super) fn requested(kind: Kind, mode: OutputMode, peer_size: u64) {
+pub(super) fn requested(kind: Kind, peer: &str, mode: OutputMode, peer_size: u64) {
     tracing::info!(
         target: TARGET,
-        "{} requested: mode {mode}, their set {peer_size} identifiers",
+        "{} requested by {peer}: mode {mode}, their set {peer_size} identifiers",
         kind.name()
     );
 }
 
 /// Our policy refused it.
-pub(super) fn refused(kind: Kind, mode: OutputMode, reason: RejectReason) {
+pub(super) fn refused(kind: Kind, peer: &str, mode: OutputMode, reason: RejectReason) {
     tracing::info!(
         target: TARGET,
-        "{} refused ({}): mode {mode}",
+        "{} with {peer} refused ({}): mode {mode}",
         kind.name(),
         reason.name()
     );
@@ -56,6 +56,8 @@ pub(super) fn refused(kind: Kind, mode: OutputMode, reason: RejectReason) {
 /// What a completed session reports.
 pub(super) struct Completed<'a> {
     pub(super) kind: Kind,
+    /// The peer's name in our configuration.
+    pub(super) peer: &'a str,
     pub(super) mode: OutputMode,
     /// Identifiers in our set (index mode: in our index).
     pub(super) our_size: u64,
@@ -86,8 +88,9 @@ pub(super) fn completed(done: &Completed<'_>) {
     });
     tracing::info!(
         target: TARGET,
-        "{} completed: mode {}, our set {} identifiers, theirs {}; {matched}; {:.2} s{results}",
+        "{} with {} completed: mode {}, our set {} identifiers, theirs {}; {matched}; {:.2} s{results}",
         done.kind.name(),
+        done.peer,
         done.mode,
         done.our_size,
         done.peer_size,
@@ -99,6 +102,7 @@ pub(super) fn completed(done: &Completed<'_>) {
 /// may quote how the peer closed the connection).
 pub(super) fn aborted(
     kind: Kind,
+    peer: &str,
     mode: OutputMode,
     code: CloseCode,
     why: &str,
@@ -106,7 +110,7 @@ pub(super) fn aborted(
 ) {
     tracing::warn!(
         target: TARGET,
-        "{} aborted ({code}) after {:.2} s: mode {mode}; {}",
+        "{} with {peer} aborted ({code}) after {:.2} s: mode {mode}; {}",
         kind.name(),
         duration.as_secs_f64(),
         printable(why),

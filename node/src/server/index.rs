@@ -56,7 +56,12 @@ pub(super) async fn serve(
         .peer_dataset(&hello.own_dataset)
         .index_session(None, 0);
     debug!(session = %hex::encode(hello.session_id), "index session requested");
-    announce::requested(Kind::Index, OutputMode::Initiator, hello.query_count);
+    announce::requested(
+        Kind::Index,
+        peer.name,
+        OutputMode::Initiator,
+        hello.query_count,
+    );
     // The cheap checks first, as for a PSI session: a refusal here costs no index load
     // and at most one coalesced audit record.
     let screened = match screen(node, &peer.fingerprint, &view, limiters) {
@@ -124,6 +129,7 @@ pub(super) async fn serve(
             node.record_or_warn(AuditEvent::SessionCompleted(facts.facts()));
             announce::completed(&announce::Completed {
                 kind: Kind::Index,
+                peer: peer.name,
                 mode: OutputMode::Initiator,
                 our_size: outcome.own_set_size,
                 our_records: 0,
@@ -139,6 +145,7 @@ pub(super) async fn serve(
             let why = err.to_string();
             announce::aborted(
                 Kind::Index,
+                peer.name,
                 OutputMode::Initiator,
                 code,
                 &why,
@@ -224,7 +231,12 @@ async fn refused(
     facts: &FactsBuilder,
     refusal: Refusal,
 ) -> CloseCode {
-    announce::refused(Kind::Index, OutputMode::Initiator, refusal.reason);
+    announce::refused(
+        Kind::Index,
+        peer.name,
+        OutputMode::Initiator,
+        refusal.reason,
+    );
     limiters.refusals.note(
         peer.fingerprint,
         refusal.reason,

@@ -92,13 +92,13 @@ pub(super) async fn serve_session(
     );
     facts.peer_dataset(&hello.own_dataset);
     debug!(session = %hex::encode(hello.session_id), "session requested");
-    announce::requested(Kind::Psi, hello.mode, hello.set_size);
+    announce::requested(Kind::Psi, peer_name, hello.mode, hello.set_size);
     // 2. The cheap checks of the policy: a refusal here costs no dataset load and at most
     //    one coalesced audit record.
     let screened = match screen(node, &peer.fingerprint, &hello, limiters) {
         Ok(screened) => screened,
         Err(refusal) => {
-            announce::refused(Kind::Psi, hello.mode, refusal.reason);
+            announce::refused(Kind::Psi, peer_name, hello.mode, refusal.reason);
             limiters.refusals.note(
                 peer.fingerprint,
                 refusal.reason,
@@ -117,7 +117,7 @@ pub(super) async fn serve_session(
     let accepted = match admit(node, screened, &hello, limiters).await {
         Ok(accepted) => accepted,
         Err(refusal) => {
-            announce::refused(Kind::Psi, hello.mode, refusal.reason);
+            announce::refused(Kind::Psi, peer_name, hello.mode, refusal.reason);
             limiters.refusals.note(
                 peer.fingerprint,
                 refusal.reason,
@@ -188,7 +188,14 @@ pub(super) async fn serve_session(
                 Err(err) => {
                     let error = format!("results not stored: {err}");
                     let code = CloseCode::INTERNAL;
-                    announce::aborted(Kind::Psi, hello.mode, code, &error, report.duration);
+                    announce::aborted(
+                        Kind::Psi,
+                        peer_name,
+                        hello.mode,
+                        code,
+                        &error,
+                        report.duration,
+                    );
                     node.record_or_warn(AuditEvent::SessionAborted {
                         facts: facts.facts(),
                         close_code: u32::from(code.0),
@@ -200,6 +207,7 @@ pub(super) async fn serve_session(
             node.record_or_warn(AuditEvent::SessionCompleted(facts.facts()));
             announce::completed(&announce::Completed {
                 kind: Kind::Psi,
+                peer: peer_name,
                 mode: hello.mode,
                 our_size: outcome.own_set_size,
                 our_records: record_ids.len() as u64,
@@ -214,6 +222,7 @@ pub(super) async fn serve_session(
             let code = err.close_code();
             announce::aborted(
                 Kind::Psi,
+                peer_name,
                 hello.mode,
                 code,
                 &err.to_string(),
