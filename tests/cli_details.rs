@@ -292,3 +292,45 @@ fn completions_and_man_pages_are_generated() {
     assert!(matching.contains("connect\\-timeout"), "{matching}");
     assert!(dir.join("blindmatch-results-show.1").exists());
 }
+
+/// `deploy/blindmatch.service` is a valid unit (checked with `systemd-analyze verify`
+/// where systemd is installed) and its `ExecStart` is a command line `blindmatch`
+/// accepts.
+#[test]
+fn the_systemd_unit_is_valid() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/blindmatch.service"
+    ))
+    .expect("deploy/blindmatch.service");
+    let exec = unit
+        .lines()
+        .find_map(|line| line.strip_prefix("ExecStart=/usr/local/bin/blindmatch "))
+        .expect("ExecStart runs /usr/local/bin/blindmatch");
+    let root = tempfile::tempdir().expect("tempdir");
+    let args: Vec<&str> = exec.split_whitespace().collect();
+    let (ok, _, stderr) = support::process::blindmatch(&root.path().join("none"), &args);
+    assert!(!ok, "serve ran without a node");
+    assert!(
+        stderr.contains("no identity found"),
+        "the arguments parse, the missing node is the error:\n{stderr}"
+    );
+
+    let Ok(probe) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("skipped: systemd-analyze is not installed");
+        return;
+    };
+    assert!(probe.status.success());
+    let path = root.path().join("blindmatch.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/blindmatch", BIN)).expect("unit");
+    let verified = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze");
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}
