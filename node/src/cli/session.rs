@@ -62,25 +62,8 @@ pub struct MatchArgs {
 
 pub fn run_match(data_dir: &Path, args: MatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let node = Node::open(data_dir)?;
-    if let Some(timeout) = args.connect_timeout {
-        // For this run only: node.toml is not changed.
-        let mut config = node.config();
-        config.limits.connect_timeout = timeout;
-        node.set_config(config);
-    }
-    // Progress, like the bar: on a terminal only.
-    if !quiet
-        && std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && let Some(peer) = node.config().peer(&args.peer)
-    {
-        eprintln!("connecting to `{}` at {}…", peer.name, peer.addr);
-    }
     // Held until the session is over: an unused reservation is removed on drop.
-    let _out = args
-        .out
-        .as_deref()
-        .map(|path| OutFile::check(path, args.force))
-        .transpose()?;
+    let _out = before_connecting(&node, &args, quiet)?;
     let request = MatchRequest {
         peer: args.peer,
         dataset: args.dataset,
@@ -121,4 +104,33 @@ pub fn run_match(data_dir: &Path, args: MatchArgs, quiet: bool) -> anyhow::Resul
     };
     println!("{summary}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `match` settles before it connects: `--out` checked (and reserved unless
+/// `--force`), `--connect-timeout` applied for this run, and (on a terminal) where it
+/// is connecting to.
+fn before_connecting(
+    node: &Node,
+    args: &MatchArgs,
+    quiet: bool,
+) -> anyhow::Result<Option<OutFile>> {
+    let out = args
+        .out
+        .as_deref()
+        .map(|path| OutFile::check(path, args.force))
+        .transpose()?;
+    if let Some(timeout) = args.connect_timeout {
+        // For this run only: node.toml is not changed.
+        let mut config = node.config();
+        config.limits.connect_timeout = timeout;
+        node.set_config(config);
+    }
+    // Progress, like the bar: on a terminal only.
+    if !quiet
+        && std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && let Some(peer) = node.config().peer(&args.peer)
+    {
+        eprintln!("connecting to `{}` at {}…", peer.name, peer.addr);
+    }
+    Ok(out)
 }
