@@ -489,7 +489,9 @@ impl State<'_> {
         if let Some(first) = self.seen.get(&key) {
             let label = plan.id.as_ref().map_or("", |c| c.label.as_str());
             let reason = format!("record id already used by row {first}; this row is dropped");
-            self.rejects.add(row, line, label, "duplicate_id", &reason);
+            let summary = "record id already used by an earlier row; the later row is dropped";
+            self.rejects
+                .add_detailed(row, line, label, "duplicate_id", &reason, summary);
             self.counts.duplicates += 1;
             return;
         }

@@ -138,11 +138,27 @@ impl Rejects {
         code: &'static str,
         reason: &str,
     ) {
+        self.add_detailed(row, line, column, code, reason, reason);
+    }
+
+    /// Records one rejection whose reason names this row's particulars (`detail`, for
+    /// the report file) while the summary, which groups rejections by column and code,
+    /// shows `summary`: a grouped line quoting one row's particulars would name the
+    /// wrong rows for all the others.
+    pub(crate) fn add_detailed(
+        &mut self,
+        row: u64,
+        line: u64,
+        column: &str,
+        code: &'static str,
+        detail: &str,
+        summary: &str,
+    ) {
         let (row, line) = (row.to_string(), line.to_string());
-        self.write(&[row.as_str(), line.as_str(), column, code, reason]);
+        self.write(&[row.as_str(), line.as_str(), column, code, detail]);
         self.counts
             .entry((column.to_owned(), code))
-            .or_insert_with(|| (reason.to_owned(), 0))
+            .or_insert_with(|| (summary.to_owned(), 0))
             .1 += 1;
     }
 

@@ -524,3 +524,33 @@ fn line_numbers_are_exact_with_crlf_blank_lines_and_quoted_line_breaks() {
     .collect();
     assert_eq!(lines, expected, "{text}");
 }
+
+#[test]
+fn the_duplicate_summary_names_no_particular_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(
+        dir.path(),
+        "d.csv",
+        b"id,email\n1,a@example.cn\n1,b@example.cn\n2,c@example.cn\n2,d@example.cn\n",
+    );
+    let mut opts = ImportOptions::new(&input, "d");
+    opts.id_col = Some("id".into());
+    opts.email_cols = vec!["email".into()];
+    let report = run_import(&dir.path().join("data"), &opts).unwrap();
+    assert_eq!(report.duplicates, 2);
+    let summary = report.to_string();
+    assert!(
+        summary.contains("2 × id: record id already used by an earlier row"),
+        "{summary}"
+    );
+    assert!(!summary.contains("by row"), "{summary}");
+    let text = fs::read_to_string(report.report_path).unwrap();
+    assert!(
+        text.contains("3,id,duplicate_id,record id already used by row 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("5,id,duplicate_id,record id already used by row 3"),
+        "{text}"
+    );
+}
