@@ -219,8 +219,8 @@ fn every_event() -> Vec<AuditEvent> {
 /// Byte-exact audit records (`tests/golden/audit.jsonl`): one record of every event
 /// type, sealed with a fixed key at fixed times. Auditors' tools parse these lines, and
 /// every node's log must keep verifying, so an encoding change has to be deliberate:
-/// regenerate with `BLINDMATCH_BLESS=1 cargo test --release -p blindmatch-protocol --lib
-/// audit::tests::events::records_are_byte_exact` and commit the reason.
+/// regenerate with `BLINDMATCH_BLESS=1 cargo test --release -p blindmatch-protocol
+/// byte_exact` (also the wire vectors) and commit the reason.
 #[test]
 fn records_are_byte_exact() {
     let signing = key(9);
