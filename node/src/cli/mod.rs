@@ -77,10 +77,12 @@ pub enum Command {
     Audit(crate::audit::AuditCommand),
     /// Run two nodes on this machine over real QUIC with generated contact lists,
     /// match them, check the results against the known answer, and print a report.
+    #[cfg(feature = "tools")]
     Demo(crate::demo::DemoArgs),
     /// Measure a whole session between two node processes over QUIC on loopback
     /// against the crypto floor; prints one JSON line (wall, CPU per element per party,
     /// floor, ratio, each party's peak memory, bytes on the wire).
+    #[cfg(feature = "tools")]
     Bench(crate::bench::BenchArgs),
 }
 
@@ -95,6 +97,7 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     };
+    #[cfg(feature = "tools")]
     crate::bench::procstats::write_own_stats_if_asked();
     code
 }
@@ -111,7 +114,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::serve(&data_dir, args),
         Command::Match(args) => session::run_match(&data_dir, args, quiet),
         Command::Audit(cmd) => crate::audit::run(cmd, &data_dir),
+        #[cfg(feature = "tools")]
         Command::Demo(args) => crate::demo::run(args, quiet),
+        #[cfg(feature = "tools")]
         Command::Bench(args) => crate::bench::run(args),
     }
 }
