@@ -69,8 +69,8 @@ pub enum Command {
     Policy(policy::PolicyCommand),
     /// Run as a responder: serve match sessions for pinned peers until Ctrl-C / SIGTERM.
     Serve(serve::ServeArgs),
-    /// Run one match session with a peer as initiator and write the matched records
-    /// (with --via-index: match through the peer's index of its dataset).
+    /// Match our dataset as initiator with a peer, or with several peers in one run, and
+    /// write the matched records (with --via-index: through the peer's index).
     Match(session::MatchArgs),
     /// Verify, cross-check and show the signed, hash-chained audit log.
     #[command(subcommand)]

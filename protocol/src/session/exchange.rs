@@ -415,20 +415,38 @@ impl Exchange {
         true
     }
 
-    /// Our blinded points for `slots` of the plan (padding as random points), and the
-    /// points themselves when we will need them to check the peer's answers.
-    fn blind_slots(&self, slots: std::ops::Range<usize>) -> (Vec<PointBytes>, Vec<RistrettoPoint>) {
-        let items: Vec<(u8, &[u8])> = slots
-            .clone()
-            .filter_map(|p| self.plan.element(p))
-            .map(|e| self.set.element(e))
-            .collect();
-        let keep = self.expect != ReplyKind::None;
-        let (blinded, halves) = if keep {
+    /// Blinds the elements (not the padding) in `slots` of the plan: from the points the
+    /// set was hashed to when it was hashed once for several sessions, otherwise hashing
+    /// here. With `keep`, also the points `k/2 · H(x)`.
+    fn blind_elements(
+        &self,
+        slots: std::ops::Range<usize>,
+        keep: bool,
+    ) -> (Vec<PointBytes>, Vec<RistrettoPoint>) {
+        let elements = slots.filter_map(|p| self.plan.element(p));
+        if self.set.is_hashed() {
+            let points: Vec<RistrettoPoint> = elements
+                .filter_map(|e| self.set.hashed_point(e).copied())
+                .collect();
+            return if keep {
+                self.key.blind_hashed_keeping(&points)
+            } else {
+                (self.key.blind_hashed(&points), Vec::new())
+            };
+        }
+        let items: Vec<(u8, &[u8])> = elements.map(|e| self.set.element(e)).collect();
+        if keep {
             self.key.blind_identifiers_keeping(&items)
         } else {
             (self.key.blind_identifiers(&items), Vec::new())
-        };
+        }
+    }
+
+    /// Our blinded points for `slots` of the plan (padding as random points), and the
+    /// points themselves when we will need them to check the peer's answers.
+    fn blind_slots(&self, slots: std::ops::Range<usize>) -> (Vec<PointBytes>, Vec<RistrettoPoint>) {
+        let keep = self.expect != ReplyKind::None;
+        let (blinded, halves) = self.blind_elements(slots.clone(), keep);
         if blinded.len() == slots.len() && !keep {
             return (blinded, Vec::new());
         }

@@ -50,7 +50,7 @@ pub(crate) mod rounds;
 mod signer;
 
 pub use initiator::{Initiator, InitiatorConfig};
-pub use prepared::{PreparedSet, PreparedSetBuilder};
+pub use prepared::{HASHED_POINT_BYTES, PreparedSet, PreparedSetBuilder};
 pub use responder::{Responder, ResponderConfig};
 pub use signer::KeySigner;
 
