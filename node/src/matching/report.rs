@@ -237,8 +237,11 @@ impl std::fmt::Display for RunSummary {
                 )?,
             }
         }
+        if self.failed().next().is_some() {
+            writeln!(f)?;
+        }
         for (name, err) in self.failed() {
-            writeln!(f, "\nfailed      {name}: {err}")?;
+            writeln!(f, "failed      {name}: {err}")?;
         }
         if let Some(c) = &self.combined {
             writeln!(f)?;
