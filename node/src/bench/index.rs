@@ -149,7 +149,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         .len();
 
     #[rustfmt::skip]
-    provider.run(&["peer", "add", "client", "--addr", "127.0.0.1:9", "--fingerprint", &client_party.fingerprint()?, "--offer", "kp"])?;
+    provider.run(&["peer", "add", "client", "--addr", "127.0.0.1:9", "--fingerprint", &client_party.fingerprint()?, "--offer", "kp", "--modes", "initiator"])?;
     #[rustfmt::skip]
     client_party.run(&["peer", "add", "provider", "--addr", &listen, "--fingerprint", &provider.fingerprint()?])?;
 
