@@ -534,3 +534,31 @@ fn a_single_peer_keeps_the_session_output_and_bad_runs_never_start() {
         "nothing started"
     );
 }
+
+#[test]
+fn the_three_party_demo_checks_itself_against_the_known_answer() {
+    let out = Command::new(BIN)
+        .args(["demo", "--parties", "3", "--n", "600", "--quiet"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run blindmatch demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("3 nodes as separate processes"), "{stdout}");
+    for line in ["pair     provider-1: ", "pair     provider-2: "] {
+        let found = stdout.lines().find(|l| l.starts_with(line));
+        assert!(
+            found.is_some_and(|l| l.ends_with("both equal the known answer")),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("records held by every provider: equal to the known answer"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("3 pairs of logs cross-checked"), "{stdout}");
+}

@@ -75,12 +75,14 @@ pub enum Command {
     /// Verify, cross-check and show the signed, hash-chained audit log.
     #[command(subcommand)]
     Audit(crate::audit::AuditCommand),
-    /// Run two nodes on this machine over real QUIC with generated contact lists,
-    /// match them, check the results against the known answer, and print a report.
+    /// Run two nodes (or, with --parties 3, a CRM and two providers in one run) on this
+    /// machine over real QUIC with generated contact lists, match them, check the
+    /// results against the known answer, and print a report.
     Demo(crate::demo::DemoArgs),
     /// Measure a whole session between two node processes over QUIC on loopback
     /// against the crypto floor; prints one JSON line (wall, CPU per element per party,
-    /// floor, ratio, each party's peak memory, bytes on the wire).
+    /// floor, ratio, each party's peak memory, bytes on the wire). With --peers P: one
+    /// run against P providers against the same sessions one after the other.
     Bench(crate::bench::BenchArgs),
 }
 
