@@ -52,6 +52,13 @@ pub struct PeersBenchReport {
     /// `run_wall_s` over `sequential_cpu_s / cores`: 1.0 is every core busy for the whole
     /// run with no more work than the sequential sessions did.
     pub wall_over_sequential_cpu_per_core: f64,
+    /// Cores the run kept busy on average (`run_cpu_s / run_wall_s`), and the same for
+    /// the sequential sessions: on a machine shared with other work, what the scheduler
+    /// gave each; the wall figure above can only approach 1.0 when the run got every core.
+    pub cores_used: (f64, f64),
+    /// The machine's 1-minute load average when the run ended (`/proc/loadavg`; 0 where
+    /// unknown): above `cores`, other work competed for the cores.
+    pub load_average: f64,
     /// `run_cpu_s` over `sequential_cpu_s`.
     pub cpu_ratio: f64,
     /// `run_own_cpu_s` over `sequential_own_cpu_s` (our set is hashed once in the run).
@@ -171,6 +178,11 @@ pub fn run(args: &BenchArgs, peers: usize, root: &Path) -> anyhow::Result<()> {
         sequential_cpu_s: sequential_cpu,
         sequential_own_cpu_s: sequential_own_cpu,
         wall_over_sequential_cpu_per_core: run.wall.as_secs_f64() / (sequential_cpu / cores as f64),
+        cores_used: (
+            run_cpu / run.wall.as_secs_f64(),
+            sequential_cpu / sequential_wall.as_secs_f64(),
+        ),
+        load_average: load_average(),
         cpu_ratio: run_cpu / sequential_cpu,
         own_cpu_ratio: run.stats.cpu_s / sequential_own_cpu,
         run_peak_rss_bytes: run.stats.peak_rss_bytes,
@@ -186,4 +198,12 @@ pub fn run(args: &BenchArgs, peers: usize, root: &Path) -> anyhow::Result<()> {
         "the run found {found:?} identifiers in common per provider, expected {expected:?}"
     );
     Ok(())
+}
+
+/// The 1-minute load average, or 0 where `/proc/loadavg` is not there.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
