@@ -30,7 +30,8 @@ use crate::results::run_file_name;
 
 /// Largest set hashed to the group once for a whole run: 8 million elements keep the
 /// points (`HASHED_POINT_BYTES`, 160 bytes each) under 1.3 GB. A larger set is hashed
-/// by each session as it blinds, which costs about a fifth more CPU per extra peer.
+/// by each session as it blinds: one more hash of our set per extra peer, a tenth to a
+/// fifth of our CPU per session (`bench --peers` reports `own_cpu_ratio`).
 pub const HASH_ONCE_MAX_ELEMENTS: usize = 8_000_000;
 
 /// A peer of a run, and the output mode of its session.

@@ -36,6 +36,7 @@
 //! Treating them as uniform, the chance of any false match between sets of sizes `n` and
 //! `m` is at most `n·m / 2^128`: for 10^9 × 10^9 that is below 3·10^-21.
 
+mod blind;
 pub(crate) mod count;
 mod exchange;
 pub(crate) mod finish;
