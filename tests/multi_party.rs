@@ -523,6 +523,14 @@ fn a_single_peer_keeps_the_session_output_and_bad_runs_never_start() {
             vec!["--peers", "north,south:sideways"],
             "unknown mode `sideways`",
         ),
+        (
+            vec!["--peers", "north,south", "--via-index"],
+            "one peer at a time",
+        ),
+        (
+            vec!["--peer", "north:both", "--via-index"],
+            "without `:MODE`",
+        ),
     ] {
         let done = world.run(&args);
         assert_eq!(done.code, Some(1), "{args:?}");

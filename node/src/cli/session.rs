@@ -49,7 +49,8 @@ pub struct MatchArgs {
     /// (`match_modes` in node.toml).
     #[arg(long, default_value = "initiator")]
     pub mode: OutputMode,
-    /// Write matched records here (CSV: id,matched_kinds). Default: results/ in the data dir.
+    /// Write matched records here (one peer: CSV id,matched_kinds; several: the combined
+    /// file, see below). Default: results/ in the data dir.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Match through the peer's index of its dataset (built there with `blindmatch
@@ -91,10 +92,10 @@ so the run reveals exactly what the sessions reveal one by one. We learn, from e
 whose mode gives us records (initiator, both), which of our records that peer holds: every
 pairwise intersection, not only the records all peers share; --require filters what we
 keep and print, not what we learn. Each peer learns what its own mode gives it (in
-initiator mode our set size only; in both mode which of its records we hold) and nothing
-about the other peers or their sessions. Peers that collude can pool what each learned, as
-they could after separate matches. No mode here lets us learn only the records common to
-all peers; SECURITY.md (\"Several peers in one run\") says why.
+initiator mode our set size and kinds only; in both mode also which of its records we
+hold) and nothing about the other peers or their sessions. Peers that collude can pool
+what each learned, as they could after separate matches. No mode here lets us learn only
+the records common to all peers; SECURITY.md (\"Several peers in one run\") says why.
 
 Exit codes: 0 every session completed; 1 nothing ran, or every session failed; 3 the run
 was partial: some sessions failed or were refused (each named in the summary with its
@@ -109,6 +110,10 @@ pub fn run_match(data_dir: &Path, args: MatchArgs, quiet: bool) -> anyhow::Resul
         .collect::<Result<Vec<_>, String>>()
         .map_err(anyhow::Error::msg)?;
     matching::check_require(args.require, &peers)?;
+    ensure!(
+        !(args.via_index && args.peer.iter().chain(&args.peers).any(|p| p.contains(':'))),
+        "--via-index sessions have no mode to choose; name the peer without `:MODE`"
+    );
     let node = Node::open(data_dir)?;
     if let [single] = peers.as_slice() {
         return run_single(node, single, args, quiet);
