@@ -169,7 +169,7 @@ impl PreparedSet {
         set
     }
 
-    /// Hashes every identifier to the group now, on all cores, and keeps the points, so
+    /// Hashes every identifier to the group, on all cores, and keeps the points, so
     /// that every session started from this set (or a clone of it) blinds them without
     /// hashing again: with several peers in one run, `H(x)` is computed once per
     /// identifier, not once per peer. Costs [`HASHED_POINT_BYTES`] of memory per element,
