@@ -69,19 +69,21 @@ pub enum Command {
     Policy(policy::PolicyCommand),
     /// Run as a responder: serve match sessions for pinned peers until Ctrl-C / SIGTERM.
     Serve(serve::ServeArgs),
-    /// Run one match session with a peer as initiator and write the matched records
-    /// (with --via-index: match through the peer's index of its dataset).
+    /// Match our dataset as initiator with a peer, or with several peers in one run, and
+    /// write the matched records (with --via-index: through the peer's index).
     Match(session::MatchArgs),
     /// Verify, cross-check and show the signed, hash-chained audit log.
     #[command(subcommand)]
     Audit(crate::audit::AuditCommand),
-    /// Run two nodes on this machine over real QUIC with generated contact lists,
-    /// match them, check the results against the known answer, and print a report.
+    /// Run two nodes (or, with --parties 3, a CRM and two providers in one run) on this
+    /// machine over real QUIC with generated contact lists, match them, check the
+    /// results against the known answer, and print a report.
     #[cfg(feature = "tools")]
     Demo(crate::demo::DemoArgs),
     /// Measure a whole session between two node processes over QUIC on loopback
     /// against the crypto floor; prints one JSON line (wall, CPU per element per party,
-    /// floor, ratio, each party's peak memory, bytes on the wire).
+    /// floor, ratio, each party's peak memory, bytes on the wire). With --peers P: one
+    /// run against P providers against the same sessions one after the other.
     #[cfg(feature = "tools")]
     Bench(crate::bench::BenchArgs),
 }

@@ -16,6 +16,7 @@ use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::traits::Identity;
 use subtle::ConstantTimeEq;
 
+use super::blind::{self, Sources};
 use super::count::{self, Counts, truncate};
 use super::finish::ReceiptContext;
 use super::plan::SendPlan;
@@ -397,7 +398,16 @@ impl Exchange {
             return false;
         }
         let slots = self.rounds.slots(self.own, k);
-        let (encodings, points) = self.blind_slots(slots.start as usize..slots.end as usize);
+        let (encodings, points) = blind::slots(
+            Sources {
+                set: &self.set,
+                plan: &self.plan,
+                key: &self.key,
+                seed: &self.seed,
+            },
+            slots.start as usize..slots.end as usize,
+            self.expect != ReplyKind::None,
+        );
         match self.expect {
             ReplyKind::InOrder => self.inflight.push_back(Inflight {
                 round: k,
@@ -415,49 +425,6 @@ impl Exchange {
         }
         self.send(&Message::Blinded(encodings));
         true
-    }
-
-    /// Our blinded points for `slots` of the plan (padding as random points), and the
-    /// points themselves when we will need them to check the peer's answers.
-    fn blind_slots(&self, slots: std::ops::Range<usize>) -> (Vec<PointBytes>, Vec<RistrettoPoint>) {
-        let items: Vec<(u8, &[u8])> = slots
-            .clone()
-            .filter_map(|p| self.plan.element(p))
-            .map(|e| self.set.element(e))
-            .collect();
-        let keep = self.expect != ReplyKind::None;
-        let (blinded, halves) = if keep {
-            self.key.blind_identifiers_keeping(&items)
-        } else {
-            (self.key.blind_identifiers(&items), Vec::new())
-        };
-        if blinded.len() == slots.len() && !keep {
-            return (blinded, Vec::new());
-        }
-        let mut encodings = Vec::with_capacity(slots.len());
-        let mut points = Vec::with_capacity(if keep { slots.len() } else { 0 });
-        let mut next = 0;
-        let mut padding = self.seed.stream(&slots.start.to_be_bytes());
-        for position in slots {
-            if self.plan.element(position).is_some() {
-                encodings.push(blinded[next]);
-                if keep {
-                    points.push(halves[next] + halves[next]);
-                }
-                next += 1;
-            } else {
-                let mut uniform = [0u8; 64];
-                for chunk in uniform.chunks_mut(8) {
-                    chunk.copy_from_slice(&padding.next_u64().to_le_bytes());
-                }
-                let point = RistrettoPoint::from_uniform_bytes(&uniform);
-                encodings.push(point.compress().to_bytes());
-                if keep {
-                    points.push(point);
-                }
-            }
-        }
-        (encodings, points)
     }
 
     /// Whether every answer the peer owes us arrived and checked out.
