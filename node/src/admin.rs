@@ -117,6 +117,12 @@ pub fn import_dataset(data_dir: &Path, options: &ImportOptions) -> Result<Import
 /// builds in the audit log. A revocation or removal also ends the dataset's index epoch
 /// (see `index`).
 pub fn dataset_command(data_dir: &Path, cmd: DatasetCommand, quiet: bool) -> anyhow::Result<()> {
+    // Listing only reads: it needs neither the identity nor a writable audit log, so it
+    // works on a read-only data directory (a backup, an auditor's copy).
+    if matches!(cmd, DatasetCommand::List { .. }) {
+        dataset::run(cmd, data_dir, quiet)?;
+        return Ok(());
+    }
     let identity = NodeIdentity::load(data_dir)?;
     if let DatasetCommand::FileMac { file } = &cmd {
         let sha256 = dataset::file_sha256_hex(file)
@@ -131,7 +137,9 @@ pub fn dataset_command(data_dir: &Path, cmd: DatasetCommand, quiet: bool) -> any
     };
     let build = |log: &mut AuditLog, name: &str, options: BuildOptions| -> anyhow::Result<()> {
         let report = build_index_into(log, &identity, data_dir, name, options, quiet)?;
-        println!("{report}");
+        if !quiet {
+            println!("{report}");
+        }
         Ok(())
     };
     match dataset::run(cmd, data_dir, quiet)? {

@@ -80,6 +80,8 @@ pub struct Node {
     /// run pin their peers' audit keys concurrently).
     config_update: Mutex<()>,
     audit: Mutex<AuditLog>,
+    /// Flips to `true` when the operator stops this process (Ctrl-C in `match`).
+    cancel: tokio::sync::watch::Sender<bool>,
 }
 
 impl Node {
@@ -94,7 +96,21 @@ impl Node {
             config: RwLock::new(config),
             config_update: Mutex::new(()),
             audit: Mutex::new(audit),
+            cancel: tokio::sync::watch::Sender::new(false),
         }))
+    }
+
+    /// Cancels the sessions this process runs as initiator: each one sends `Abort`
+    /// (close code `cancelled`) and is recorded as aborted, so the two audit logs agree
+    /// on how it ended.
+    pub fn cancel_sessions(&self) {
+        self.cancel.send_replace(true);
+    }
+
+    /// Flips to `true` once [`Node::cancel_sessions`] was called; for
+    /// [`DriverOptions::cancel`](crate::driver::DriverOptions::cancel).
+    pub fn cancelled(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.cancel.subscribe()
     }
 
     /// The data directory.
@@ -178,10 +194,14 @@ impl Node {
         self.config().limits.idle_timeout
     }
 
-    /// The QUIC settings this node's configuration asks for (its idle timeout, the
-    /// default windows).
+    /// The QUIC settings this node's configuration asks for (its idle and connect
+    /// timeouts, the default windows).
     pub fn transport_tuning(&self) -> TransportTuning {
-        TransportTuning::with_idle_timeout(self.idle_timeout())
+        let limits = self.config().limits;
+        TransportTuning {
+            connect_timeout: limits.connect_timeout,
+            ..TransportTuning::with_idle_timeout(limits.idle_timeout)
+        }
     }
 }
 

@@ -7,6 +7,10 @@ use blindmatch_protocol::session::MatchedRecord;
 
 use crate::files::{self, Access};
 
+mod out_file;
+
+pub use out_file::{OutFile, OutFileError};
+
 /// Header of every result file (`match --out` and the responder's `results/`).
 pub const RESULT_HEADER: [&str; 2] = ["id", "matched_kinds"];
 

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The `blindmatch` binary built for these tests.
@@ -15,6 +16,8 @@ pub struct ServeProcess {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// What it printed on stderr after it said it was serving, line by line.
+    stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl ServeProcess {
@@ -28,6 +31,20 @@ impl ServeProcess {
     /// `ip netns exec NAME`, which execs it in place, so killing the child kills
     /// `serve`).
     pub fn start_under(prefix: &[String], data_dir: &Path, listen: SocketAddr) -> ServeProcess {
+        Self::spawn(prefix, data_dir, listen, &[])
+    }
+
+    /// [`ServeProcess::start`] with `extra` arguments after `serve --listen ADDR`.
+    pub fn start_with(data_dir: &Path, listen: SocketAddr, extra: &[&str]) -> ServeProcess {
+        Self::spawn(&[], data_dir, listen, extra)
+    }
+
+    fn spawn(
+        prefix: &[String],
+        data_dir: &Path,
+        listen: SocketAddr,
+        extra: &[&str],
+    ) -> ServeProcess {
         let mut command = match prefix.split_first() {
             Some((program, args)) => {
                 let mut command = Command::new(program);
@@ -42,6 +59,7 @@ impl ServeProcess {
             .arg("serve")
             .arg("--listen")
             .arg(listen.to_string())
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -61,8 +79,48 @@ impl ServeProcess {
             }
         };
         // Keep draining stderr so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        ServeProcess { child, addr }
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(mut kept) = kept.lock() {
+                    kept.push(line);
+                }
+            }
+        });
+        ServeProcess {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    /// The lines it printed on stderr since it said it was serving.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Sends it `signal` (`INT`, `TERM`, `HUP`, …) with `kill`.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} failed");
+    }
+
+    /// Waits up to `limit` for it to exit; its status, or `None` if it still runs.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The child's process id.

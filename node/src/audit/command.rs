@@ -262,8 +262,9 @@ fn show(
         records.truncate(keep);
         writeln!(
             out,
-            "WARNING: {} does NOT verify: {fault}\nShowing the {} records before the fault; run `blindmatch audit verify` for details.\n",
+            "WARNING: {} does NOT verify: {}\nShowing the {} records before the fault; run `blindmatch audit verify` for details.\n",
             path.display(),
+            blindmatch_protocol::wire::printable(&fault.to_string()),
             records.len()
         )?;
     }

@@ -1,4 +1,10 @@
 //! Rendering verification verdicts, cross-check reports and timelines as text for people.
+//!
+//! Much of a log's text was chosen by someone else: a peer's purpose, legal basis, name
+//! and refusal reasons, dataset and file names, a damaged line. Every such text goes
+//! through [`printable`] before it reaches the terminal, so a newline or an escape
+//! sequence in it shows as `\n` or `\u{1b}` and cannot forge a row or recolour the
+//! screen.
 
 use std::io::Write;
 
@@ -6,6 +12,7 @@ use blindmatch_protocol::audit::{
     AuditEvent, CrossCheckReport, KeySource, Record, VerifyFault, VerifyReport,
 };
 use blindmatch_protocol::error::CloseCode;
+use blindmatch_protocol::wire::printable;
 
 pub(super) fn print_verdict(
     out: &mut dyn Write,
@@ -78,13 +85,13 @@ fn print_report(out: &mut dyn Write, r: &VerifyReport, key_note: &str) -> anyhow
 
 fn print_fault(out: &mut dyn Write, bytes: &[u8], fault: &VerifyFault) -> anyhow::Result<()> {
     writeln!(out, "  VERIFIED: NO")?;
-    writeln!(out, "  {fault}")?;
+    writeln!(out, "  {}", printable(&fault.to_string()))?;
     if let Some(line) = fault.line {
         if line > 1 {
             writeln!(out, "  lines 1 to {} check out", line - 1)?;
         }
         if let Some(text) = bytes.split(|&b| b == b'\n').nth((line - 1) as usize) {
-            let text = String::from_utf8_lossy(text);
+            let text = printable(&String::from_utf8_lossy(text));
             let shown: String = text.chars().take(160).collect();
             let more = if text.chars().count() > 160 {
                 " …"
@@ -100,7 +107,11 @@ fn print_fault(out: &mut dyn Write, bytes: &[u8], fault: &VerifyFault) -> anyhow
 pub(super) fn print_cross_check(out: &mut dyn Write, r: &CrossCheckReport) -> anyhow::Result<()> {
     let name = |n: &Option<blindmatch_protocol::audit::NodeIdentity>| {
         n.as_ref().map_or("(unknown)".to_owned(), |n| {
-            format!("{} ({})", n.name, n.fingerprint)
+            format!(
+                "{} ({})",
+                printable(&n.name),
+                printable(&n.fingerprint.to_string())
+            )
         })
     };
     writeln!(out, "node A: {}", name(&r.node_a))?;
@@ -117,10 +128,18 @@ pub(super) fn print_cross_check(out: &mut dyn Write, r: &CrossCheckReport) -> an
         writeln!(
             out,
             "  DISAGREE session {} (A: {}, B: {})",
-            c.session_id, c.outcome_a, c.outcome_b
+            printable(&c.session_id.to_string()),
+            printable(&c.outcome_a.to_string()),
+            printable(&c.outcome_b.to_string())
         )?;
         for d in &c.disagreements {
-            writeln!(out, "    {}: A says {}, B says {}", d.field, d.a, d.b)?;
+            writeln!(
+                out,
+                "    {}: A says {}, B says {}",
+                printable(&d.field.to_string()),
+                printable(&d.a.to_string()),
+                printable(&d.b.to_string())
+            )?;
         }
     }
     for (label, other, missing) in [("A", "B", &r.only_in_a), ("B", "A", &r.only_in_b)] {
@@ -133,7 +152,10 @@ pub(super) fn print_cross_check(out: &mut dyn Write, r: &CrossCheckReport) -> an
             writeln!(
                 out,
                 "  MISSING from {other}: session {} ({} at {}, peer {})",
-                s.session_id, s.outcome, s.ts, s.peer_name
+                printable(&s.session_id.to_string()),
+                printable(&s.outcome.to_string()),
+                printable(&s.ts.to_string()),
+                printable(&s.peer_name)
             )?;
             if s.signed_by_peer {
                 writeln!(
@@ -142,7 +164,7 @@ pub(super) fn print_cross_check(out: &mut dyn Write, r: &CrossCheckReport) -> an
                 )?;
             }
             for problem in &s.receipt_problems {
-                writeln!(out, "    {problem}")?;
+                writeln!(out, "    {}", printable(&problem.to_string()))?;
             }
         }
     }
@@ -180,15 +202,22 @@ pub(super) fn print_timeline(
     for record in records {
         let event = record.event().ok().flatten();
         let details = event.as_ref().map_or_else(
-            || format!("(record type unknown to this version) {:?}", record.fields),
-            describe,
+            || {
+                printable(&format!(
+                    "(record type unknown to this version) {:?}",
+                    record.fields
+                ))
+            },
+            // Our own wording has no control characters: escaping the whole line
+            // neutralises every field in it, whoever chose it.
+            |event| printable(&describe(event)),
         );
         writeln!(
             out,
             "{:>5}  {:<24}  {:<18}  {details}",
             record.seq,
-            record.ts.as_str(),
-            record.record_type.replace('_', " ")
+            printable(record.ts.as_str()),
+            printable(&record.record_type.replace('_', " "))
         )?;
     }
     if detail
@@ -197,20 +226,33 @@ pub(super) fn print_timeline(
             .rev()
             .find_map(|r| r.event().ok().flatten()?.session().cloned())
     {
-        writeln!(out, "\nsession {}", facts.session_id)?;
+        writeln!(out, "\nsession {}", printable(&facts.session_id))?;
         writeln!(out, "  role:                  {}", facts.role.name())?;
         writeln!(
             out,
             "  peer:                  {} ({})",
-            facts.peer_name, facts.peer_fingerprint
+            printable(&facts.peer_name),
+            printable(&facts.peer_fingerprint)
         )?;
-        writeln!(out, "  our fingerprint:       {}", facts.our_fingerprint)?;
-        writeln!(out, "  dataset:               {}", facts.dataset)?;
-        writeln!(out, "  purpose:               {}", facts.purpose)?;
+        writeln!(
+            out,
+            "  our fingerprint:       {}",
+            printable(&facts.our_fingerprint)
+        )?;
+        writeln!(
+            out,
+            "  dataset:               {}",
+            printable(&facts.dataset)
+        )?;
+        writeln!(
+            out,
+            "  purpose:               {}",
+            printable(&facts.purpose)
+        )?;
         writeln!(
             out,
             "  legal basis:           {}",
-            or_dash(&facts.legal_basis)
+            printable(or_dash(&facts.legal_basis))
         )?;
         writeln!(out, "  mode:                  {}", facts.mode)?;
         writeln!(
@@ -221,7 +263,7 @@ pub(super) fn print_timeline(
         writeln!(
             out,
             "  transcript hash:       {}",
-            facts.transcript_hash.as_deref().unwrap_or("-")
+            printable(facts.transcript_hash.as_deref().unwrap_or("-"))
         )?;
         writeln!(
             out,

@@ -4,6 +4,7 @@
 //! and what to do, and end the process with a non-zero exit code.
 
 mod admin;
+mod interrupt;
 mod peer;
 mod policy;
 mod progress;
@@ -91,11 +92,15 @@ pub enum Command {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.quiet, cli.verbose);
+    init_tracing(
+        cli.quiet,
+        cli.verbose,
+        matches!(cli.command, Command::Serve(_)),
+    );
     let code = match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             ExitCode::FAILURE
         }
     };
@@ -123,20 +128,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_tracing(quiet: bool, verbose: u8) {
+/// `err` and its causes joined by `: `, each said once: many errors quote their cause
+/// in their own message (so it reads whole where it is logged) and also expose it as
+/// their `source`, which would print an OS error twice.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+/// Logging on stderr: warnings and errors by default, plus (for `serve`) one line per
+/// session outcome; colours only when stderr is a terminal, so a log file holds no
+/// escape codes.
+fn init_tracing(quiet: bool, verbose: u8, serving: bool) {
     let level = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info,quinn=warn,rustls=warn",
-        (false, _) => "debug",
+        (true, _) => "error".to_owned(),
+        (false, 0) if serving => format!("warn,{}=info", crate::server::SESSIONS_LOG_TARGET),
+        (false, 0) => "warn".to_owned(),
+        (false, 1) => "info,quinn=warn,rustls=warn".to_owned(),
+        (false, _) => "debug".to_owned(),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BLINDMATCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
+}
+
+/// A time option (`--shutdown-grace`, `--connect-timeout`): whole seconds, or a
+/// duration with its unit (`humantime`: `10s`, `1m`, `500ms`).
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    match text.trim().parse::<u64>() {
+        Ok(secs) => Ok(std::time::Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(text).map_err(|err| {
+            format!("{err}; give seconds (`10`) or a duration with its unit (`10s`, `1m`)")
+        }),
+    }
 }
 
 /// A multi-threaded tokio runtime for the async commands.
@@ -144,4 +183,35 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn an_error_quoting_its_cause_prints_it_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read crm.csv: {source}")]
+        struct ReadFailed {
+            source: std::io::Error,
+        }
+        let os = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let err = anyhow::Error::new(ReadFailed { source: os }).context("dataset command failed");
+        assert_eq!(
+            error_text(&err),
+            "dataset command failed: cannot read crm.csv: entity not found"
+        );
+    }
+
+    #[test]
+    fn time_options_are_seconds_or_durations() {
+        assert_eq!(parse_seconds("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_seconds("1m").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_seconds("500ms").unwrap(), Duration::from_millis(500));
+        assert!(parse_seconds("soon").unwrap_err().contains("seconds"));
+    }
 }

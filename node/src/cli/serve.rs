@@ -2,7 +2,7 @@
 //! moment, live reload, a bounded graceful stop.
 //!
 //! Signals (Unix): the first SIGINT (Ctrl-C) or SIGTERM stops taking sessions and lets
-//! those in flight finish for `--shutdown-grace`; a second one cancels them at once
+//! those in flight finish for `--shutdown-grace` (`--grace`); a second one cancels them at once
 //! (each is aborted with `Abort(cancelled)` and recorded). SIGHUP reloads `node.toml`,
 //! which is also reloaded whenever it changes on disk.
 
@@ -27,8 +27,15 @@ pub struct ServeArgs {
     #[arg(long)]
     pub listen: Option<SocketAddr>,
     /// How long sessions in flight may finish after Ctrl-C or SIGTERM before they are
-    /// cancelled (a second Ctrl-C cancels them at once), e.g. `10s`, `1m`.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    /// cancelled with `Abort` and recorded as aborted (a second Ctrl-C cancels them at
+    /// once): seconds, or a duration such as `10s`, `1m`.
+    #[arg(
+        long,
+        visible_alias = "grace",
+        value_name = "SECONDS",
+        default_value = "10",
+        value_parser = super::parse_seconds
+    )]
     pub shutdown_grace: Duration,
 }
 

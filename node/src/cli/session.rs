@@ -3,16 +3,19 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::ensure;
 use blindmatch_protocol::wire::OutputMode;
 use clap::Args;
 
+use super::interrupt::{self, Ended};
 use super::progress;
 use crate::matching::{
     self, MatchRequest, MatchSummary, PeerTarget, Require, RunRequest, RunSummary,
 };
 use crate::node::{Node, NodeError};
+use crate::results::OutFile;
 
 /// `blindmatch match`.
 #[derive(Args, Debug)]
@@ -50,9 +53,17 @@ pub struct MatchArgs {
     #[arg(long, default_value = "initiator")]
     pub mode: OutputMode,
     /// Write matched records here (one peer: CSV id,matched_kinds; several: the combined
-    /// file, see below). Default: results/ in the data dir.
+    /// file, see below). Default: results/ in the data dir. Checked before we connect:
+    /// not a directory, its directory writable, and not an existing file (unless --force).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the --out file if it already exists.
+    #[arg(long, requires = "out")]
+    pub force: bool,
+    /// Give up reaching the peer after this long: seconds, or a duration such as `30s`
+    /// [default: `connect_timeout_secs` in node.toml's `[limits]`, else 10].
+    #[arg(long, value_name = "SECONDS", value_parser = super::parse_seconds)]
+    pub connect_timeout: Option<Duration>,
     /// Match through the peer's index of its dataset (built there with `blindmatch
     /// dataset index`) instead of a PSI session: the index is fetched once into the data
     /// directory (resumed if cut short, refreshed when the peer rebuilds it), then only
@@ -115,6 +126,18 @@ pub fn run_match(data_dir: &Path, args: MatchArgs, quiet: bool) -> anyhow::Resul
         "--via-index sessions have no mode to choose; name the peer without `:MODE`"
     );
     let node = Node::open(data_dir)?;
+    if let Some(timeout) = args.connect_timeout {
+        // For this run only: node.toml is not changed.
+        let mut config = node.config();
+        config.limits.connect_timeout = timeout;
+        node.set_config(config);
+    }
+    // Held until the sessions are over: an unused reservation is removed on drop.
+    let _out = args
+        .out
+        .as_deref()
+        .map(|path| OutFile::check(path, args.force))
+        .transpose()?;
     if let [single] = peers.as_slice() {
         return run_single(node, single, args, quiet);
     }
@@ -137,17 +160,24 @@ pub fn run_match(data_dir: &Path, args: MatchArgs, quiet: bool) -> anyhow::Resul
         .clone()
         .map(|bars| bars as Arc<dyn matching::RunObserver>);
     let runtime = super::runtime()?;
-    let result = runtime.block_on(matching::run_with_peers(node, request, observer));
+    let work = matching::run_with_peers(Arc::clone(&node), request, observer);
+    let ended = runtime.block_on(interrupt::run_cancellable(&node, work));
     if let Some(bars) = bars {
         bars.clear();
     }
-    let summary = result?;
+    let interrupted = !matches!(ended, Ended::Done(_));
+    let summary = match interrupt::result(ended)? {
+        Ok(summary) => summary,
+        Err(code) => return Ok(code),
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary.to_json())?);
     } else {
         println!("{summary}");
     }
-    Ok(if summary.all_failed() {
+    Ok(if interrupted {
+        ExitCode::from(interrupt::EXIT_INTERRUPTED)
+    } else if summary.all_failed() {
         eprintln!("error: no session of the run completed; see the summary above");
         ExitCode::FAILURE
     } else if summary.is_partial() {
@@ -175,14 +205,26 @@ fn run_single(
         out: args.out,
     };
     let dataset = request.dataset.clone();
+    // Progress, like the bar: on a terminal only.
+    if !quiet
+        && std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && let Some(config) = node.config().peer(&peer.name)
+    {
+        eprintln!("connecting to `{}` at {}…", config.name, config.addr);
+    }
     if args.via_index {
         let bar = progress::session_bar(quiet);
         let callback = bar.as_ref().map(progress::index_callback);
         let runtime = super::runtime()?;
-        let result = runtime.block_on(crate::index::client::run(node, request, callback));
+        let work = crate::index::client::run(Arc::clone(&node), request, callback);
+        let ended = runtime.block_on(interrupt::run_cancellable(&node, work));
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
+        let result = match finished(ended)? {
+            Ok(result) => result,
+            Err(code) => return Ok(code),
+        };
         return print_single(
             &peer.name,
             peer.mode,
@@ -195,11 +237,27 @@ fn run_single(
     let bar = progress::session_bar(quiet);
     let callback = bar.as_ref().map(progress::session_callback);
     let runtime = super::runtime()?;
-    let result = runtime.block_on(matching::run(node, request, callback));
+    let work = matching::run(Arc::clone(&node), request, callback);
+    let ended = runtime.block_on(interrupt::run_cancellable(&node, work));
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    let result = match finished(ended)? {
+        Ok(result) => result,
+        Err(code) => return Ok(code),
+    };
     print_single(&peer.name, peer.mode, &dataset, result, |s| s, args.json)
+}
+
+/// A single session's result, or, when Ctrl-C interrupted it and it produced no result
+/// of its own, the exit code to end with (having said what happened).
+fn finished<T>(
+    ended: Ended<Result<T, NodeError>>,
+) -> anyhow::Result<Result<Result<T, NodeError>, ExitCode>> {
+    match ended {
+        Ended::Done(result) => Ok(Ok(result)),
+        interrupted => Ok(interrupt::result(interrupted)?.map(Ok)),
+    }
 }
 
 /// Prints one session's summary: as text exactly as before, or as JSON; a failure is

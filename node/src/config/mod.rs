@@ -46,6 +46,8 @@ pub const MAX_CONCURRENT_SESSIONS_LIMIT: u32 = 1024;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 30;
 /// Upper bound of `[limits] idle_timeout_secs` (one hour).
 pub const IDLE_TIMEOUT_SECS_LIMIT: u64 = 3600;
+/// Default `[limits] connect_timeout_secs`.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
 
 /// Everything that can go wrong loading, validating or saving `node.toml`.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +157,10 @@ pub struct Limits {
     pub max_concurrent_sessions: u32,
     /// A connection with no traffic for this long is closed (1 s..=1 h, default 30 s).
     pub idle_timeout: Duration,
+    /// `match` gives up reaching a peer after this long (1 s..=1 h, default 10 s): a
+    /// node that is down never answers, and waiting out the idle timeout in silence
+    /// looks like a hang.
+    pub connect_timeout: Duration,
     /// Session ids of accepted sessions are remembered this many days, so a replayed
     /// `Hello` is refused (1..=3650, default 90).
     pub replay_window_days: u32,
@@ -339,6 +345,7 @@ impl Default for Limits {
         Self {
             max_concurrent_sessions: DEFAULT_MAX_CONCURRENT_SESSIONS,
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
+            connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
             replay_window_days: DEFAULT_REPLAY_WINDOW_DAYS,
         }
     }

@@ -14,8 +14,8 @@ use super::policy::{
     REPLAY_WINDOW_DAYS_LIMIT, SetRatio, check_at_least_one, check_labels,
 };
 use super::{
-    AllowedMode, ConfigError, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_LISTEN,
-    DEFAULT_MAX_CONCURRENT_SESSIONS, IDLE_TIMEOUT_SECS_LIMIT, Limits,
+    AllowedMode, ConfigError, DEFAULT_CONNECT_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS,
+    DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT_SESSIONS, IDLE_TIMEOUT_SECS_LIMIT, Limits,
     MAX_CONCURRENT_SESSIONS_LIMIT, NodeConfig, NodeSettings, PeerConfig,
 };
 use crate::identity::{Fingerprint, name_problem};
@@ -48,6 +48,9 @@ struct RawLimits {
     max_concurrent_sessions: u64,
     #[serde(default = "default_idle_timeout_secs")]
     idle_timeout_secs: u64,
+    /// Omitted (and not written) at its default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    connect_timeout_secs: Option<u64>,
     #[serde(default = "default_replay_window_days")]
     replay_window_days: u64,
 }
@@ -159,6 +162,16 @@ impl RawConfig {
                 format!("{idle} is outside 1..={IDLE_TIMEOUT_SECS_LIMIT} seconds"),
             ));
         }
+        let connect = self
+            .limits
+            .connect_timeout_secs
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT_SECS);
+        if !(1..=IDLE_TIMEOUT_SECS_LIMIT).contains(&connect) {
+            return Err(invalid(
+                "limits.connect_timeout_secs",
+                format!("{connect} is outside 1..={IDLE_TIMEOUT_SECS_LIMIT} seconds"),
+            ));
+        }
         let replay = self.limits.replay_window_days;
         let replay_window_days = u32::try_from(replay)
             .ok()
@@ -214,6 +227,7 @@ impl RawConfig {
             limits: Limits {
                 max_concurrent_sessions,
                 idle_timeout: Duration::from_secs(idle),
+                connect_timeout: Duration::from_secs(connect),
                 replay_window_days,
             },
             peers,
@@ -314,6 +328,8 @@ impl From<&NodeConfig> for RawConfig {
             limits: RawLimits {
                 max_concurrent_sessions: config.limits.max_concurrent_sessions.into(),
                 idle_timeout_secs: config.limits.idle_timeout.as_secs(),
+                connect_timeout_secs: Some(config.limits.connect_timeout.as_secs())
+                    .filter(|&secs| secs != DEFAULT_CONNECT_TIMEOUT_SECS),
                 replay_window_days: config.limits.replay_window_days.into(),
             },
             peers: config.peers.iter().map(RawPeer::from).collect(),
@@ -454,6 +470,7 @@ impl Default for RawLimits {
         Self {
             max_concurrent_sessions: default_max_concurrent_sessions(),
             idle_timeout_secs: default_idle_timeout_secs(),
+            connect_timeout_secs: None,
             replay_window_days: default_replay_window_days(),
         }
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use blindmatch_protocol::ident::{IdentKind, InvalidIdentifier, Normaliser};
 
-use super::{DatasetError, ImportOptions};
+use super::{DatasetError, HeaderSummary, ImportOptions};
 
 /// The outcome of checking one row on its own.
 pub(super) enum Checked {
@@ -125,10 +125,15 @@ impl Plan {
         let consent = find_opt(&mut find, &opts.consent_col)?.flatten();
         let source = find_opt(&mut find, &opts.source_col)?.flatten();
         if !missing.is_empty() {
+            let some_found = id.is_some()
+                || !identifiers.is_empty()
+                || legal_basis.is_some()
+                || consent.is_some()
+                || source.is_some();
             return Err(DatasetError::MissingColumns {
                 path: path.to_owned(),
                 missing,
-                available: header.to_vec(),
+                header: HeaderSummary::of(header, some_found),
             });
         }
         Ok(Plan {

@@ -118,7 +118,8 @@ pub struct ImportArgs {
     #[arg(long, value_name = "CODE", default_value = "CN")]
     pub region: String,
     /// Character encoding of the file. A byte-order mark overrides it. Excel on
-    /// Chinese Windows saves "CSV" as GB18030/GBK.
+    /// Chinese Windows saves "CSV" as GB18030/GBK (`gbk` and `gb2312` are accepted for
+    /// `gb18030`, which decodes both).
     #[arg(long, value_enum, default_value_t = InputEncoding::Utf8)]
     pub encoding: InputEncoding,
     /// Column holding each record's legal basis for processing (stored for policies).
@@ -189,7 +190,9 @@ pub fn run(cmd: DatasetCommand, data_dir: &Path, quiet: bool) -> anyhow::Result<
     match cmd {
         DatasetCommand::Import(args) => {
             let report = import_with_progress_bar(data_dir, &args.to_options(quiet))?;
-            writeln!(std::io::stdout().lock(), "{report}")?;
+            if !quiet {
+                writeln!(std::io::stdout().lock(), "{report}")?;
+            }
             Ok(DatasetOutcome::Imported(report))
         }
         DatasetCommand::List { json } => {
@@ -232,6 +235,12 @@ pub fn run(cmd: DatasetCommand, data_dir: &Path, quiet: bool) -> anyhow::Result<
                         Err(err) => writeln!(stdout, "{:<24} unreadable: {err}", entry.name)?,
                     }
                 }
+            }
+            if !json && !entries.is_empty() {
+                writeln!(
+                    stdout,
+                    "\nIDENTIFIERS adds up each record's identifiers. A session sends each distinct\nidentifier once, and only those of records the dataset's policy keeps, so the set\nsize a session reports can be smaller. REJECTED counts rejected and duplicate rows."
+                )?;
             }
             // A corrupt dataset is shown above; the command still fails so scripts notice.
             if let Some(entry) = entries.iter().find(|entry| entry.meta.is_err()) {

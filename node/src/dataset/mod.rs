@@ -48,6 +48,7 @@ mod codec;
 mod columns;
 mod command;
 mod guard;
+mod header;
 mod import;
 mod input;
 mod report;
@@ -66,6 +67,7 @@ use serde::{Deserialize, Serialize};
 
 pub use command::{DatasetCommand, DatasetOutcome, ImportArgs, import_with_progress_bar, run};
 pub use guard::LOCK_FILE;
+pub use header::HeaderSummary;
 pub use import::{
     ImportOptions, ImportProgress, MAX_ID_BYTES, MAX_PROVENANCE_BYTES, MAX_RECORDS, import,
 };
@@ -92,8 +94,11 @@ pub const REJECTS_SUFFIX: &str = ".rejects.csv";
 pub enum InputEncoding {
     /// UTF-8, with or without a byte-order mark.
     #[default]
+    #[value(alias = "utf-8")]
     Utf8,
-    /// GB18030 (a superset of GBK and GB2312), as saved by Excel on Chinese Windows.
+    /// GB18030 (a superset of GBK and GB2312), as saved by Excel on Chinese Windows;
+    /// `gbk` and `gb2312` name it too, since it decodes both.
+    #[value(alias = "gbk", alias = "gb2312")]
     Gb18030,
 }
 
@@ -254,19 +259,18 @@ pub enum DatasetError {
     },
     /// Named columns are not in the header.
     #[error(
-        "{} has no column{} {}; its columns are: {}",
+        "{} has no column{} {}; {header}",
         .path.display(),
         if .missing.len() == 1 { "" } else { "s" },
-        quote_list(.missing),
-        quote_list(.available)
+        quote_list(.missing)
     )]
     MissingColumns {
         /// The input file.
         path: PathBuf,
         /// Columns asked for but not found.
         missing: Vec<String>,
-        /// The header's columns.
-        available: Vec<String>,
+        /// The first row, as far as an error may describe it (never a data cell).
+        header: HeaderSummary,
     },
     /// A named column appears more than once in the header.
     #[error(
@@ -410,7 +414,7 @@ pub fn check_name(name: &str) -> Result<(), DatasetError> {
 fn quote_list(items: &[String]) -> String {
     items
         .iter()
-        .map(|item| format!("`{item}`"))
+        .map(|item| format!("`{}`", blindmatch_protocol::wire::printable(item)))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -21,7 +21,7 @@ use crate::node::{FactsBuilder, Node, NodeError};
 use crate::policy;
 use crate::receipts::{self, NodeSigner};
 use crate::results::{result_file_name, write_results};
-use crate::transport::{self, FrameReader, FrameWriter, TransportTuning};
+use crate::transport::{self, FrameReader, FrameWriter};
 
 /// What a match through an index reports: the usual summary and the index's facts.
 #[derive(Clone, Debug)]
@@ -124,7 +124,7 @@ pub async fn run(
     let our_size = set.len() as u64;
 
     let addr = peer.addr.resolve(&peer.name).await?;
-    let tuning = TransportTuning::with_idle_timeout(config.limits.idle_timeout);
+    let tuning = node.transport_tuning();
     let client = transport::client_endpoint(node.identity(), &tuning)?;
     let conn = transport::connect(&client, addr, peer.addr.host(), peer.fingerprint).await?;
     let binding = transport::channel_binding(&conn)?;
@@ -170,6 +170,7 @@ pub async fn run(
     let started = Instant::now();
     let mut options = DriverOptions::new(config.limits.idle_timeout);
     options.on_progress = on_progress;
+    options.cancel = Some(node.cancelled());
     let report = Driver::run(session, FrameReader(recv), FrameWriter(send), options).await;
     facts
         .traffic(report.bytes_sent, report.bytes_received, report.duration)

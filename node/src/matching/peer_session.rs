@@ -21,7 +21,7 @@ use crate::node::{FactsBuilder, Node, NodeError};
 use crate::policy::{self, ActiveSession, PolicyGuard, Refusal};
 use crate::receipts::{self, NodeSigner};
 use crate::results::{result_file_name, write_results};
-use crate::transport::{self, FrameReader, FrameWriter, TransportTuning};
+use crate::transport::{self, FrameReader, FrameWriter};
 
 /// Our dataset, loaded and prepared once.
 pub struct Prepared {
@@ -65,7 +65,7 @@ pub(super) async fn run(
     }
 
     let addr = peer.addr.resolve(&peer.name).await?;
-    let tuning = TransportTuning::with_idle_timeout(config.limits.idle_timeout);
+    let tuning = node.transport_tuning();
     let client = transport::client_endpoint(node.identity(), &tuning)?;
     let conn = transport::connect(&client, addr, peer.addr.host(), peer.fingerprint).await?;
     let binding = transport::channel_binding(&conn)?;
@@ -106,6 +106,7 @@ pub(super) async fn run(
     let started = Instant::now();
     let mut options = DriverOptions::new(config.limits.idle_timeout);
     options.on_progress = on_progress;
+    options.cancel = Some(node.cancelled());
     let driver = Driver::start(initiator, FrameReader(recv), FrameWriter(send), options);
     let (report, _active) = drive(&node, &guard, &peer, &request, driver, &mut facts).await;
     facts

@@ -19,10 +19,11 @@ use blindmatch_protocol::audit::AuditEvent;
 use blindmatch_protocol::error::CloseCode;
 use blindmatch_protocol::index::ServerSession;
 use blindmatch_protocol::session::Role;
-use blindmatch_protocol::wire::{Hello, IndexHello, RejectReason};
-use tracing::{error, info, warn};
+use blindmatch_protocol::wire::{Hello, IndexHello, OutputMode, RejectReason};
+use tracing::{debug, error, warn};
 
 use super::admission::{Screened, request, screen};
+use super::announce::{self, Kind};
 use super::{AUDIT_UNAVAILABLE, Limiters, Peer};
 use crate::driver::{Driver, DriverError};
 use crate::index::client::policy_view;
@@ -54,7 +55,13 @@ pub(super) async fn serve(
     facts
         .peer_dataset(&hello.own_dataset)
         .index_session(None, 0);
-    info!(session = %hex::encode(hello.session_id), queries = hello.query_count, "index session requested");
+    debug!(session = %hex::encode(hello.session_id), "index session requested");
+    announce::requested(
+        Kind::Index,
+        peer.name,
+        OutputMode::Initiator,
+        hello.query_count,
+    );
     // The cheap checks first, as for a PSI session: a refusal here costs no index load
     // and at most one coalesced audit record.
     let screened = match screen(node, &peer.fingerprint, &view, limiters) {
@@ -119,17 +126,31 @@ pub(super) async fn serve(
             if let Err(err) = receipts::pin_on_first_use(node, peer.name, &outcome.peer_receipt) {
                 warn!(error = %err, "could not pin the peer's audit key");
             }
-            info!(
-                queries = outcome.peer_set_size,
-                ms = report.duration.as_millis() as u64,
-                "index session completed"
-            );
             node.record_or_warn(AuditEvent::SessionCompleted(facts.facts()));
+            announce::completed(&announce::Completed {
+                kind: Kind::Index,
+                peer: peer.name,
+                mode: OutputMode::Initiator,
+                our_size: outcome.own_set_size,
+                our_records: 0,
+                peer_size: outcome.peer_set_size,
+                matched: None,
+                duration: report.duration,
+                results: None,
+            });
             CloseCode::OK
         }
         Err(err) => {
-            warn!(error = %err, "index session aborted");
             let code = err.close_code();
+            let why = err.to_string();
+            announce::aborted(
+                Kind::Index,
+                peer.name,
+                OutputMode::Initiator,
+                code,
+                &why,
+                report.duration,
+            );
             node.record_or_warn(AuditEvent::SessionAborted {
                 facts: facts.facts(),
                 close_code: u32::from(code.0),
@@ -210,7 +231,12 @@ async fn refused(
     facts: &FactsBuilder,
     refusal: Refusal,
 ) -> CloseCode {
-    info!(reason = %refusal.reason, "index session refused");
+    announce::refused(
+        Kind::Index,
+        peer.name,
+        OutputMode::Initiator,
+        refusal.reason,
+    );
     limiters.refusals.note(
         peer.fingerprint,
         refusal.reason,

@@ -31,6 +31,7 @@ use crate::policy::PolicyGuard;
 use crate::transport::{self, FrameReader, FrameWriter, PinnedPeers};
 
 mod admission;
+mod announce;
 mod index;
 pub mod instance;
 mod no_hello;
@@ -42,6 +43,8 @@ use no_hello::{NoHello, NoHelloLog};
 use refusals::RefusalLog;
 use reload::{Reloader, Revocations};
 use session::{Peer, serve_session};
+
+pub use announce::TARGET as SESSIONS_LOG_TARGET;
 
 /// How long in-flight sessions may run after shutdown was asked for before they are
 /// cancelled.
@@ -269,9 +272,11 @@ async fn handle_incoming(
         )
         .await;
         // The initiator closes once it has our Finish; close ourselves if it does not.
-        if tokio::time::timeout(Duration::from_secs(5), conn.closed())
-            .await
-            .is_err()
+        // A session cancelled by our shutdown is closed at once: the grace is over.
+        if code == CloseCode::CANCELLED
+            || tokio::time::timeout(Duration::from_secs(5), conn.closed())
+                .await
+                .is_err()
         {
             transport::close(&conn, code, "");
         }

@@ -10,9 +10,10 @@ use blindmatch_protocol::index::ServerSession;
 use blindmatch_protocol::session::{Event, Outcome, ResponderConfig, Role};
 use blindmatch_protocol::wire::RejectReason;
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::admission::{Accepted, admit, screen};
+use super::announce::{self, Kind};
 use super::no_hello::NoHello;
 use super::{AUDIT_UNAVAILABLE, Limiters};
 use crate::config::{PeerConfig, PeerPolicy};
@@ -90,13 +91,14 @@ pub(super) async fn serve_session(
         0,
     );
     facts.peer_dataset(&hello.own_dataset);
-    info!(session = %hex::encode(hello.session_id), mode = %hello.mode, size = hello.set_size, "session requested");
+    debug!(session = %hex::encode(hello.session_id), "session requested");
+    announce::requested(Kind::Psi, peer_name, hello.mode, hello.set_size);
     // 2. The cheap checks of the policy: a refusal here costs no dataset load and at most
     //    one coalesced audit record.
     let screened = match screen(node, &peer.fingerprint, &hello, limiters) {
         Ok(screened) => screened,
         Err(refusal) => {
-            info!(reason = %refusal.reason, "session refused");
+            announce::refused(Kind::Psi, peer_name, hello.mode, refusal.reason);
             limiters.refusals.note(
                 peer.fingerprint,
                 refusal.reason,
@@ -115,7 +117,7 @@ pub(super) async fn serve_session(
     let accepted = match admit(node, screened, &hello, limiters).await {
         Ok(accepted) => accepted,
         Err(refusal) => {
-            info!(reason = %refusal.reason, "session refused");
+            announce::refused(Kind::Psi, peer_name, hello.mode, refusal.reason);
             limiters.refusals.note(
                 peer.fingerprint,
                 refusal.reason,
@@ -181,22 +183,51 @@ pub(super) async fn serve_session(
                 outcome.matches.as_deref(),
                 &|i| record_ids.get(i as usize).map(str::to_owned),
             );
-            if let Err(err) = stored {
-                warn!(error = %err, "could not write results");
-                node.record_or_warn(AuditEvent::SessionAborted {
-                    facts: facts.facts(),
-                    close_code: u32::from(CloseCode::INTERNAL.0),
-                    error: format!("results not stored: {err}"),
-                });
-                return CloseCode::INTERNAL;
-            }
-            info!(matches = ?outcome.matched_record_count, ms = report.duration.as_millis() as u64, "session completed");
+            let results = match stored {
+                Ok(results) => results,
+                Err(err) => {
+                    let error = format!("results not stored: {err}");
+                    let code = CloseCode::INTERNAL;
+                    announce::aborted(
+                        Kind::Psi,
+                        peer_name,
+                        hello.mode,
+                        code,
+                        &error,
+                        report.duration,
+                    );
+                    node.record_or_warn(AuditEvent::SessionAborted {
+                        facts: facts.facts(),
+                        close_code: u32::from(code.0),
+                        error,
+                    });
+                    return code;
+                }
+            };
             node.record_or_warn(AuditEvent::SessionCompleted(facts.facts()));
+            announce::completed(&announce::Completed {
+                kind: Kind::Psi,
+                peer: peer_name,
+                mode: hello.mode,
+                our_size: outcome.own_set_size,
+                our_records: record_ids.len() as u64,
+                peer_size: outcome.peer_set_size,
+                matched: outcome.matched_record_count,
+                duration: report.duration,
+                results: results.as_deref(),
+            });
             CloseCode::OK
         }
         Err(err) => {
-            warn!(error = %err, "session aborted");
             let code = err.close_code();
+            announce::aborted(
+                Kind::Psi,
+                peer_name,
+                hello.mode,
+                code,
+                &err.to_string(),
+                report.duration,
+            );
             node.record_or_warn(AuditEvent::SessionAborted {
                 facts: facts.facts(),
                 close_code: u32::from(code.0),

@@ -125,6 +125,20 @@ pub enum TransportError {
         /// The peer's address, when known.
         addr: Option<SocketAddr>,
     },
+    /// The peer did not complete the handshake within the connect timeout.
+    #[error(
+        "no answer from {addr} within {}: check that the peer's node is running (`blindmatch \
+         serve` there), that {addr} is its address (`blindmatch peer list`), and that no \
+         firewall blocks UDP port {}; --connect-timeout waits longer",
+        humantime::format_duration(*.after),
+        .addr.port()
+    )]
+    ConnectTimedOut {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// How long we waited.
+        after: Duration,
+    },
     /// Nothing was heard from the peer within the idle timeout.
     #[error(
         "no response from the peer{} within the idle timeout; check that it is running and that \
@@ -218,6 +232,10 @@ pub const SESSION_STREAMS: u32 = 1;
 pub struct TransportTuning {
     /// Close a connection after this long without traffic (default 30 s).
     pub idle_timeout: Duration,
+    /// Give up a client's handshake after this long (default 10 s): a node that is down
+    /// never answers, and a loopback or intercontinental handshake takes well under a
+    /// second.
+    pub connect_timeout: Duration,
     /// Send a keep-alive after this long without traffic, so that a slow computation
     /// on one side does not trip the other's idle timeout (default 5 s; zero disables).
     pub keep_alive: Duration,
@@ -239,6 +257,7 @@ impl Default for TransportTuning {
         const MIB: u32 = 1 << 20;
         Self {
             idle_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(5),
             stream_receive_window: 16 * MIB,
             receive_window: 32 * MIB,
@@ -345,6 +364,7 @@ pub struct ClientEndpoint {
     endpoint: quinn::Endpoint,
     certified_key: Arc<rustls::sign::CertifiedKey>,
     transport: Arc<quinn::TransportConfig>,
+    connect_timeout: Duration,
 }
 
 impl ClientEndpoint {
@@ -419,6 +439,7 @@ pub fn client_endpoint(
         endpoint,
         certified_key: identity.tls_certified_key(),
         transport,
+        connect_timeout: tuning.connect_timeout,
     })
 }
 
@@ -462,7 +483,13 @@ pub async fn connect(
         .endpoint
         .connect_with(config, addr, server_name)
         .map_err(|source| TransportError::Connect { addr, source })?;
-    let connection = match connecting.await {
+    let connected = tokio::time::timeout(client.connect_timeout, connecting)
+        .await
+        .map_err(|_| TransportError::ConnectTimedOut {
+            addr,
+            after: client.connect_timeout,
+        })?;
+    let connection = match connected {
         Ok(connection) => connection,
         Err(err) => {
             return Err(match verifier.mismatch() {
