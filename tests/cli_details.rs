@@ -202,3 +202,135 @@ fn quiet_quiets_summaries() {
     );
     assert_eq!(added, "", "-q peer add printed");
 }
+
+/// `results list|show` read the history from the audit log and `results/` of the nodes
+/// `demo --keep` leaves behind: the responder's file with its row count, the
+/// initiator's `--out` file said to be elsewhere.
+#[test]
+fn results_list_and_show_read_the_history() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let kept = root.path().join("demo");
+    let (ok, stdout, stderr) = support::process::blindmatch(
+        root.path(),
+        &[
+            "-q",
+            "demo",
+            "--n",
+            "300",
+            "--keep",
+            kept.to_str().expect("utf8"),
+        ],
+    );
+    assert!(ok, "demo failed:\n{stdout}\n{stderr}");
+    let provider = kept.join("provider-node");
+    let crm = kept.join("crm-node");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&cli(&provider, &["results", "list", "--json"])).expect("json");
+    let sessions = json.as_array().expect("array");
+    assert_eq!(sessions.len(), 1, "{json}");
+    let session = sessions[0]["session_id"].as_str().expect("id").to_owned();
+    let file = sessions[0]["file"]
+        .as_str()
+        .expect("a result file")
+        .to_owned();
+    let rows = std::fs::read_to_string(&file)
+        .expect("file")
+        .lines()
+        .count()
+        - 1;
+    assert_eq!(sessions[0]["matched_records"].as_u64(), Some(rows as u64));
+
+    let listed = cli(&provider, &["results", "list"]);
+    assert!(
+        listed.contains(&session[..12]) && listed.contains(&file),
+        "{listed}"
+    );
+    let shown = cli(&provider, &["results", "show", &session[..8]]);
+    assert!(
+        shown.contains(&format!("results          {file} ({rows} rows)")),
+        "{shown}"
+    );
+    assert!(shown.contains("peer             crm"), "{shown}");
+    let theirs = cli(&crm, &["results", "show", &session[..8]]);
+    assert!(theirs.contains("written to `match --out`"), "{theirs}");
+    let none = cli(&crm, &["results", "list", "--peer", "nobody"]);
+    assert!(
+        none.contains("no completed sessions with `nobody`"),
+        "{none}"
+    );
+
+    let (ok, _, stderr) = support::process::blindmatch(&crm, &["results", "show", "ffff"]);
+    assert!(!ok);
+    assert!(stderr.contains("no completed session ffff"), "{stderr}");
+}
+
+/// Shell completions and man pages come from the CLI definition itself.
+#[test]
+fn completions_and_man_pages_are_generated() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let bash = cli(root.path(), &["completions", "bash"]);
+    assert!(bash.contains("_blindmatch()"), "{bash}");
+    assert!(
+        bash.contains("--connect-timeout"),
+        "match's options are completed"
+    );
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        assert!(
+            !cli(root.path(), &["completions", shell]).is_empty(),
+            "{shell}"
+        );
+    }
+    let page = cli(root.path(), &["manpage"]);
+    assert!(page.contains(".TH blindmatch 1"), "{page}");
+    let dir = root.path().join("man");
+    cli(
+        root.path(),
+        &["manpage", "--dir", dir.to_str().expect("utf8")],
+    );
+    let matching = std::fs::read_to_string(dir.join("blindmatch-match.1")).expect("page");
+    assert!(matching.contains("connect\\-timeout"), "{matching}");
+    assert!(dir.join("blindmatch-results-show.1").exists());
+}
+
+/// `deploy/blindmatch.service` is a valid unit (checked with `systemd-analyze verify`
+/// where systemd is installed) and its `ExecStart` is a command line `blindmatch`
+/// accepts.
+#[test]
+fn the_systemd_unit_is_valid() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/blindmatch.service"
+    ))
+    .expect("deploy/blindmatch.service");
+    let exec = unit
+        .lines()
+        .find_map(|line| line.strip_prefix("ExecStart=/usr/local/bin/blindmatch "))
+        .expect("ExecStart runs /usr/local/bin/blindmatch");
+    let root = tempfile::tempdir().expect("tempdir");
+    let args: Vec<&str> = exec.split_whitespace().collect();
+    let (ok, _, stderr) = support::process::blindmatch(&root.path().join("none"), &args);
+    assert!(!ok, "serve ran without a node");
+    assert!(
+        stderr.contains("no identity found"),
+        "the arguments parse, the missing node is the error:\n{stderr}"
+    );
+
+    let Ok(probe) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("skipped: systemd-analyze is not installed");
+        return;
+    };
+    assert!(probe.status.success());
+    let path = root.path().join("blindmatch.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/blindmatch", BIN)).expect("unit");
+    let verified = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze");
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}

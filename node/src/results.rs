@@ -7,8 +7,10 @@ use blindmatch_protocol::session::MatchedRecord;
 
 use crate::files::{self, Access};
 
+mod history;
 mod out_file;
 
+pub use history::{History, HistoryError, PastResult, count_rows, history};
 pub use out_file::{OutFile, OutFileError};
 
 /// Header of every result file (`match --out` and the responder's `results/`).

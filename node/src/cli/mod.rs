@@ -8,6 +8,7 @@ mod interrupt;
 mod peer;
 mod policy;
 mod progress;
+mod results;
 mod serve;
 mod session;
 
@@ -76,6 +77,9 @@ pub enum Command {
     /// Verify, cross-check and show the signed, hash-chained audit log.
     #[command(subcommand)]
     Audit(crate::audit::AuditCommand),
+    /// Past results: completed sessions from the audit log, with their result files.
+    #[command(subcommand)]
+    Results(results::ResultsCommand),
     /// Run two nodes (or, with --parties 3, a CRM and two providers in one run) on this
     /// machine over real QUIC with generated contact lists, match them, check the
     /// results against the known answer, and print a report.
@@ -87,6 +91,20 @@ pub enum Command {
     /// run against P providers against the same sessions one after the other.
     #[cfg(feature = "tools")]
     Bench(crate::bench::BenchArgs),
+    /// Print a shell completion script, e.g. `blindmatch completions bash >
+    /// /etc/bash_completion.d/blindmatch` (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout, e.g. `blindmatch manpage | man -l -`; with
+    /// --dir, write one page per command there (blindmatch.1, blindmatch-match.1, ...).
+    Manpage {
+        /// Write every command's page into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Runs the command line and returns the process exit code.
@@ -125,6 +143,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => crate::demo::run(args, quiet),
         #[cfg(feature = "tools")]
         Command::Bench(args) => crate::bench::run(args),
+        Command::Results(cmd) => results::run(&data_dir, cmd),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            // Generated into memory: clap_complete panics when its writer fails (a closed
+            // pipe), writing to a Vec cannot.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "blindmatch", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpage { dir } => manpage(dir.as_deref()),
     }
 }
 
@@ -165,6 +194,20 @@ fn init_tracing(quiet: bool, verbose: u8, serving: bool) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
+}
+
+/// `blindmatch manpage`: the page of the whole CLI on stdout, or every command's page
+/// in `dir`.
+fn manpage(dir: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let command = <Cli as clap::CommandFactory>::command();
+    match dir {
+        None => clap_mangen::Man::new(command).render(&mut std::io::stdout().lock())?,
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(command, dir)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A time option (`--shutdown-grace`, `--connect-timeout`): whole seconds, or a

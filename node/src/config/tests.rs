@@ -551,3 +551,25 @@ fn bad_policy_values_name_their_key() {
     .to_string();
     assert!(err.contains("require_sauce"), "{err}");
 }
+
+#[test]
+fn connect_timeout_defaults_to_ten_seconds_and_is_written_only_when_changed() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::parse(&full(), None).unwrap();
+    assert_eq!(config.limits.connect_timeout, Duration::from_secs(10));
+    config.save(data.path()).unwrap();
+    let text = std::fs::read_to_string(NodeConfig::path(data.path())).unwrap();
+    assert!(!text.contains("connect_timeout_secs"), "{text}");
+    config.limits.connect_timeout = Duration::from_secs(25);
+    config.save(data.path()).unwrap();
+    let loaded = NodeConfig::load(data.path()).unwrap();
+    assert_eq!(loaded.limits.connect_timeout, Duration::from_secs(25));
+    for bad in ["0", "100000"] {
+        let text = full().replace(
+            "idle_timeout_secs = 60",
+            &format!("idle_timeout_secs = 60\nconnect_timeout_secs = {bad}"),
+        );
+        let (key, problem) = invalid_key(&text);
+        assert_eq!(key, "limits.connect_timeout_secs", "{problem}");
+    }
+}

@@ -240,13 +240,15 @@ fn check_legal_basis(policy: &PeerPolicy, basis: &str) -> Result<(), Refusal> {
     Err(Refusal::new(RejectReason::LEGAL_BASIS_NOT_ALLOWED, text))
 }
 
-/// The peer's text, shortened and without control characters, for echoing back.
+/// The peer's text, shortened and with control characters escaped (the one escaping
+/// rule, [`blindmatch_protocol::wire::printable`]), for echoing back.
 fn printable(text: &str) -> String {
-    let cleaned: String = text.chars().filter(|c| !c.is_control()).take(80).collect();
+    let shown: String = text.chars().take(80).collect();
+    let escaped = blindmatch_protocol::wire::printable(&shown);
     if text.chars().count() > 80 {
-        format!("{cleaned}…")
+        format!("{escaped}…")
     } else {
-        cleaned
+        escaped
     }
 }
 
