@@ -125,3 +125,51 @@ fn the_index_bench_reports_the_build_against_its_floor_and_both_sessions() {
         "{report}"
     );
 }
+
+#[test]
+fn the_peers_bench_runs_three_providers_at_once_and_one_after_the_other() {
+    let out = Command::new(env!("CARGO_BIN_EXE_blindmatch"))
+        .args([
+            "bench",
+            "--peers",
+            "3",
+            "--n",
+            "300",
+            "--overlap",
+            "0.2",
+            "--json",
+        ])
+        .output()
+        .expect("run blindmatch bench --peers 3");
+    assert!(
+        out.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8 output");
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("one JSON line")).expect("JSON");
+    assert_eq!(report["peers"], 3);
+    // 180 of our persons spread over the providers, each matching on email and
+    // name+company.
+    let intersections = report["intersections"].as_array().expect("per provider");
+    assert_eq!(intersections.len(), 3, "{report}");
+    let mut total = 0;
+    for pair in intersections {
+        assert_eq!(pair[0], pair[1], "{report}");
+        total += pair[0].as_u64().expect("a count");
+    }
+    assert_eq!(total, 360, "{report}");
+    assert_eq!(report["elements"], 600);
+    for key in [
+        "run_wall_s",
+        "run_cpu_s",
+        "sequential_cpu_s",
+        "wall_over_sequential_cpu_per_core",
+        "cpu_ratio",
+        "own_cpu_ratio",
+    ] {
+        let v = report[key].as_f64().unwrap_or(0.0);
+        assert!(v > 0.0 && v.is_finite(), "{key} in {report}");
+    }
+}

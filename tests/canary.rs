@@ -316,6 +316,7 @@ fn verify(key: Option<String>) -> AuditCommand {
 fn show(json: bool) -> AuditCommand {
     AuditCommand::Show {
         session: None,
+        run: None,
         json,
         log: None,
     }

@@ -142,7 +142,7 @@ impl Vendors {
 }
 
 /// Writes `csv` to a file and imports it as dataset `name` (columns id, email, phone).
-fn import(data_dir: &Path, name: &str, csv: &str) -> anyhow::Result<()> {
+pub fn import(data_dir: &Path, name: &str, csv: &str) -> anyhow::Result<()> {
     let path = data_dir.join(format!("{name}.csv"));
     std::fs::write(&path, csv)?;
     let mut options = ImportOptions::new(&path, name);

@@ -51,10 +51,12 @@
 
 pub mod admin;
 pub mod audit;
+#[cfg(feature = "tools")]
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod dataset;
+#[cfg(feature = "tools")]
 pub mod demo;
 pub mod driver;
 pub(crate) mod files;
@@ -66,5 +68,6 @@ pub mod policy;
 pub mod receipts;
 pub mod results;
 pub mod server;
+#[cfg(feature = "tools")]
 pub mod synth;
 pub mod transport;

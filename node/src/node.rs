@@ -76,6 +76,9 @@ pub struct Node {
     data_dir: PathBuf,
     identity: NodeIdentity,
     config: RwLock<NodeConfig>,
+    /// Serialises read-modify-write of `node.toml` within this process (sessions of one
+    /// run pin their peers' audit keys concurrently).
+    config_update: Mutex<()>,
     audit: Mutex<AuditLog>,
     /// Flips to `true` when the operator stops this process (Ctrl-C in `match`).
     cancel: tokio::sync::watch::Sender<bool>,
@@ -91,6 +94,7 @@ impl Node {
             data_dir: data_dir.to_path_buf(),
             identity,
             config: RwLock::new(config),
+            config_update: Mutex::new(()),
             audit: Mutex::new(audit),
             cancel: tokio::sync::watch::Sender::new(false),
         }))
@@ -133,6 +137,10 @@ impl Node {
         &self,
         change: impl FnOnce(&mut NodeConfig) -> Option<T>,
     ) -> Result<Option<T>, NodeError> {
+        let _one_at_a_time = match self.config_update.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
         let mut fresh = NodeConfig::load(&self.data_dir)?;
         let Some(value) = change(&mut fresh) else {
             return Ok(None);

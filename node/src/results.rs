@@ -41,11 +41,23 @@ pub fn write_results(
 
 /// `<unix seconds>-<peer>-<session id prefix>.csv`: sortable and unique.
 pub fn result_file_name(peer_name: &str, session_id: &[u8; 16]) -> String {
-    let secs = std::time::SystemTime::now()
+    format!(
+        "{}-{peer_name}-{}.csv",
+        unix_seconds(),
+        hex::encode(&session_id[..6])
+    )
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!("{secs}-{peer_name}-{}.csv", hex::encode(&session_id[..6]))
+        .unwrap_or(0)
+}
+
+/// `<unix seconds>-run-<run id>.csv`: the combined file of a run with several peers.
+pub fn run_file_name(run_id: &str) -> String {
+    format!("{}-run-{run_id}.csv", unix_seconds())
 }
 
 /// Writes a session's matched records, when the mode gave us any, as

@@ -7,10 +7,11 @@
 //! regenerate with
 //!
 //! ```sh
-//! BLINDMATCH_BLESS=1 cargo test --release -p blindmatch-protocol --test wire_golden
+//! BLINDMATCH_BLESS=1 cargo test --release -p blindmatch-protocol byte_exact
 //! ```
 //!
-//! and commit the changed files with the reason.
+//! (which also regenerates the audit records' `golden/audit.jsonl`) and commit the
+//! changed files with the reason.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;

@@ -84,8 +84,12 @@ where, and only the records before the fault are shown (exit code 1).
 The log holds no personal data: counts, names chosen by operators, fingerprints and hashes.")]
     Show {
         /// Only the records of this session (its id, or a unique prefix of it).
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", conflicts_with = "run")]
         session: Option<String>,
+        /// Only the sessions of this run of `match` with several peers (its id, or a
+        /// unique prefix), followed by a table of how each ended.
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
         /// Print the records as a JSON array instead of a table.
         #[arg(long)]
         json: bool,
@@ -141,9 +145,12 @@ pub fn run_with_output(
             key_a,
             key_b,
         } => cross(out, &log_a, &log_b, key_a, key_b),
-        AuditCommand::Show { session, json, log } => {
-            show(out, data_dir, log, session.as_deref(), json)
-        }
+        AuditCommand::Show {
+            session,
+            run,
+            json,
+            log,
+        } => show(out, data_dir, log, Filter::new(session, run), json),
         AuditCommand::Checkpoint { out: file } => checkpoint(out, data_dir, file),
         AuditCommand::Repair => repair_command(out, data_dir),
     }
@@ -217,11 +224,28 @@ fn cross(
     Ok(exit(report.agrees()))
 }
 
+/// Which records `audit show` shows.
+enum Filter {
+    All,
+    Session(String),
+    Run(String),
+}
+
+impl Filter {
+    fn new(session: Option<String>, run: Option<String>) -> Self {
+        match (session, run) {
+            (Some(session), _) => Filter::Session(session),
+            (None, Some(run)) => Filter::Run(run),
+            (None, None) => Filter::All,
+        }
+    }
+}
+
 fn show(
     out: &mut dyn Write,
     data_dir: &Path,
     log: Option<PathBuf>,
-    session: Option<&str>,
+    filter: Filter,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let (path, bytes, key) = load(data_dir, log, None)?;
@@ -244,7 +268,11 @@ fn show(
             records.len()
         )?;
     }
-    if let Some(wanted) = session {
+    let run_id = match &filter {
+        Filter::Run(wanted) => Some(super::run::retain_run(&mut records, wanted)?),
+        _ => None,
+    };
+    if let Filter::Session(wanted) = &filter {
         let wanted = wanted.to_ascii_lowercase();
         let ids: std::collections::BTreeSet<String> = records
             .iter()
@@ -279,7 +307,10 @@ fn show(
             .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&array)?)?;
     } else {
-        print_timeline(out, &records, session.is_some())?;
+        print_timeline(out, &records, matches!(filter, Filter::Session(_)))?;
+        if let Some(run_id) = &run_id {
+            super::run::print_run(out, run_id, &records)?;
+        }
     }
     Ok(exit(verdict.is_ok()))
 }

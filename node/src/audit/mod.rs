@@ -22,6 +22,7 @@ mod coalesce;
 mod command;
 mod log;
 mod render;
+mod run;
 
 use std::path::PathBuf;
 

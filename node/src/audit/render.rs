@@ -304,6 +304,9 @@ fn describe(event: &AuditEvent) -> String {
             let bytes = f.index_bytes.unwrap_or(0);
             text.push_str(&format!(" | via index {epoch}, {bytes} index bytes moved"));
         }
+        if let Some(run_id) = &f.run_id {
+            text.push_str(&format!(" | run {run_id}"));
+        }
         match event {
             AuditEvent::SessionRefused { reason, .. } => {
                 text.push_str(&format!(" | refused: {reason}"))

@@ -1,5 +1,7 @@
 //! `blindmatch bench`: a whole session between two real nodes over QUIC with mutual
-//! TLS on loopback, measured against the crypto floor in the same run.
+//! TLS on loopback, measured against the crypto floor in the same run (with `--peers`,
+//! one run against several providers against the same sessions one after the other,
+//! see [`peers`]; with `--via-index`, index mode, see [`index`]).
 //!
 //! Each party is its own process of this binary, driven exactly as a user would
 //! (`init`, `peer add`, `dataset import`, `serve`, `match`), so each party's peak
@@ -18,7 +20,8 @@
 //! parties' work.
 
 mod index;
-mod party;
+pub(crate) mod party;
+mod peers;
 pub mod procstats;
 
 use std::path::Path;
@@ -64,6 +67,12 @@ pub struct BenchArgs {
     /// Provider records with `--via-index` (default: 1000 times `--n`).
     #[arg(long, requires = "via_index")]
     pub provider_n: Option<usize>,
+    /// Measure one `match` against this many providers (each its own `serve` process
+    /// with `--n` records) against the same sessions run one after the other: the run's
+    /// wall time and CPU, the sequential sessions' CPU, and the run's wall time over that
+    /// CPU divided by this machine's cores.
+    #[arg(long, value_name = "P", conflicts_with = "via_index")]
+    pub peers: Option<usize>,
 }
 
 /// One bench result, printed as a JSON line. Pairs are (initiator, responder).
@@ -136,6 +145,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             temp.path().to_path_buf()
         }
     };
+    if let Some(peers) = args.peers {
+        peers::run(&args, peers, &root)?;
+        if args.keep.is_some() {
+            say(&format!("data kept in {}", root.display()));
+        }
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let exe = std::env::current_exe().context("locating the blindmatch binary")?;
 
     say(&CurveBackend::describe());
@@ -244,7 +260,7 @@ fn import(party: &Party, csv: &Path, name: &str) -> anyhow::Result<party::Finish
 }
 
 /// A UDP port on loopback that was free a moment ago.
-fn free_udp_port() -> anyhow::Result<u16> {
+pub(crate) fn free_udp_port() -> anyhow::Result<u16> {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").context("finding a free UDP port")?;
     Ok(socket.local_addr()?.port())
 }

@@ -71,8 +71,8 @@ pub enum Command {
     Policy(policy::PolicyCommand),
     /// Run as a responder: serve match sessions for pinned peers until Ctrl-C / SIGTERM.
     Serve(serve::ServeArgs),
-    /// Run one match session with a peer as initiator and write the matched records
-    /// (with --via-index: match through the peer's index of its dataset).
+    /// Match our dataset as initiator with a peer, or with several peers in one run, and
+    /// write the matched records (with --via-index: through the peer's index).
     Match(session::MatchArgs),
     /// Verify, cross-check and show the signed, hash-chained audit log.
     #[command(subcommand)]
@@ -80,12 +80,16 @@ pub enum Command {
     /// Past results: completed sessions from the audit log, with their result files.
     #[command(subcommand)]
     Results(results::ResultsCommand),
-    /// Run two nodes on this machine over real QUIC with generated contact lists,
-    /// match them, check the results against the known answer, and print a report.
+    /// Run two nodes (or, with --parties 3, a CRM and two providers in one run) on this
+    /// machine over real QUIC with generated contact lists, match them, check the
+    /// results against the known answer, and print a report.
+    #[cfg(feature = "tools")]
     Demo(crate::demo::DemoArgs),
     /// Measure a whole session between two node processes over QUIC on loopback
     /// against the crypto floor; prints one JSON line (wall, CPU per element per party,
-    /// floor, ratio, each party's peak memory, bytes on the wire).
+    /// floor, ratio, each party's peak memory, bytes on the wire). With --peers P: one
+    /// run against P providers against the same sessions one after the other.
+    #[cfg(feature = "tools")]
     Bench(crate::bench::BenchArgs),
     /// Print a shell completion script, e.g. `blindmatch completions bash >
     /// /etc/bash_completion.d/blindmatch` (bash, zsh, fish, elvish, powershell).
@@ -118,6 +122,7 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     };
+    #[cfg(feature = "tools")]
     crate::bench::procstats::write_own_stats_if_asked();
     code
 }
@@ -134,7 +139,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::serve(&data_dir, args),
         Command::Match(args) => session::run_match(&data_dir, args, quiet),
         Command::Audit(cmd) => crate::audit::run(cmd, &data_dir),
+        #[cfg(feature = "tools")]
         Command::Demo(args) => crate::demo::run(args, quiet),
+        #[cfg(feature = "tools")]
         Command::Bench(args) => crate::bench::run(args),
         Command::Results(cmd) => results::run(&data_dir, cmd),
         Command::Completions { shell } => {

@@ -520,7 +520,7 @@ impl State<'_> {
             source: self.provenance_value(row, line, plan.source.as_ref(), record),
             identifiers,
         };
-        store::encode_record(&mut self.body, &stored);
+        super::codec::encode_record(&mut self.body, &stored);
         self.counts.accepted += 1;
         self.counts.identifiers += stored.identifiers.len() as u64;
         self.kinds

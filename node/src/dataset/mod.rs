@@ -44,6 +44,7 @@
 //! ([`LOCK_FILE`]), and the temporary files of a writer that was killed are deleted by
 //! the next one (the `guard` submodule).
 
+mod codec;
 mod columns;
 mod command;
 mod guard;

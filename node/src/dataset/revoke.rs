@@ -22,8 +22,9 @@ use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::path::Path;
 
+use super::codec::encode_record;
 use super::guard::DatasetsLock;
-use super::store::{Dataset, encode_record, write};
+use super::store::{Dataset, write};
 use super::{DatasetError, ProvenanceCounts, dataset_path};
 
 /// What a revocation did.

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::codec::Reader;
 use super::store::{
-    CHECKSUM_LEN, PREAMBLE_LEN, Reader, check_normalisation, check_preamble, corrupt, parse_meta,
+    CHECKSUM_LEN, PREAMBLE_LEN, check_normalisation, check_preamble, corrupt, parse_meta,
 };
 use super::{DatasetError, DatasetMeta, StoredRecord, check_name, dataset_path};
 

@@ -445,3 +445,7 @@ impl<S> Drop for Driver<S> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod memory_tests;

@@ -112,7 +112,7 @@ pub async fn run(
             let mut as_psi = request.clone();
             as_psi.mode = OutputMode::Initiator;
             return Err(matching::refused_before_connecting(
-                &node, &peer, &as_psi, &prepared, session_id, refusal,
+                &node, &peer, &as_psi, &prepared, session_id, None, refusal,
             ));
         }
     };

@@ -1,11 +1,15 @@
-//! `blindmatch match`: sessions as initiator against configured peers.
+//! `blindmatch match`: sessions as initiator against configured peers, one at a time
+//! ([`run`]) or several in one run ([`run_with_peers`]).
 //!
 //! Our own policy applies as it does when we serve (`policy::admission`): the mode must be
 //! one we use with the peer before we connect, and once the responder's `Accept` says how
 //! large its set is, its size, the ratio to ours, budgets and rate limit are checked and
 //! the session charged, before we blind anything.
 
+mod combine;
 mod peer_session;
+mod report;
+mod run;
 mod summary;
 
 use std::path::PathBuf;
@@ -16,6 +20,11 @@ use blindmatch_protocol::wire::{DatasetRef, OutputMode};
 
 pub use peer_session::Prepared;
 pub(crate) use peer_session::refused_before_connecting;
+pub use report::{CombinedReport, PeerReport, RunSummary};
+pub use run::{
+    HASH_ONCE_MAX_ELEMENTS, PeerTarget, Require, RunObserver, RunRequest, check_require,
+    run_with_peers,
+};
 pub use summary::MatchSummary;
 
 use crate::dataset::Dataset;
@@ -53,7 +62,8 @@ pub async fn run(
     }
     let prepared = Arc::new(prepare(&node, &request.dataset).await?);
     let guard = open_guard(&node)?;
-    peer_session::run(node, prepared, guard, request, on_progress).await
+    let completed = peer_session::run(node, prepared, guard, request, None, on_progress).await?;
+    Ok(completed.summary)
 }
 
 /// Loads our dataset once for any number of sessions.

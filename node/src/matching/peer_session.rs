@@ -8,7 +8,7 @@ use std::time::Instant;
 use blindmatch_protocol::audit::AuditEvent;
 use blindmatch_protocol::error::CloseCode;
 use blindmatch_protocol::session::{
-    AcceptInfo, Event, Initiator, InitiatorConfig, PreparedSet, Progress, Role,
+    AcceptInfo, Event, Initiator, InitiatorConfig, MatchedRecord, PreparedSet, Progress, Role,
 };
 use blindmatch_protocol::wire::{DatasetRef, Hello};
 use rand::Rng;
@@ -33,14 +33,22 @@ pub struct Prepared {
     pub record_ids: RecordIds,
 }
 
-/// Runs one session with the peer `request` names.
+/// A completed session: its summary, and our matched records when the mode gave us them.
+pub(super) struct Completed {
+    pub summary: MatchSummary,
+    pub matches: Option<Vec<MatchedRecord>>,
+}
+
+/// Runs one session with the peer `request` names; `run_id` links it to the other
+/// sessions of a run with several peers, in every audit record it gets.
 pub(super) async fn run(
     node: Arc<Node>,
     prepared: Arc<Prepared>,
     guard: Arc<PolicyGuard>,
     request: MatchRequest,
+    run_id: Option<&str>,
     on_progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
-) -> Result<MatchSummary, NodeError> {
+) -> Result<Completed, NodeError> {
     let config = node.config();
     let peer = config
         .peer(&request.peer)
@@ -52,7 +60,7 @@ pub(super) async fn run(
     // sends nothing, and is recorded.
     if let Err(refusal) = policy::decide_as_initiator(&peer, request.mode, None) {
         return Err(refused_before_connecting(
-            &node, &peer, &request, &prepared, session_id, refusal,
+            &node, &peer, &request, &prepared, session_id, run_id, refusal,
         ));
     }
 
@@ -92,7 +100,7 @@ pub(super) async fn run(
         initiator.hello(),
         our_size,
     );
-    facts.our_dataset(&prepared.reference);
+    facts.our_dataset(&prepared.reference).run_id(run_id);
     node.record(AuditEvent::SessionRequested(facts.facts()))?;
 
     let started = Instant::now();
@@ -158,7 +166,7 @@ pub(super) async fn run(
     };
     node.record(AuditEvent::SessionCompleted(facts.facts()))?;
     client.shutdown().await;
-    Ok(MatchSummary {
+    let summary = MatchSummary {
         session_id: hex::encode(session_id),
         our_size: prepared.set.len() as u64,
         our_records: prepared.record_ids.len(),
@@ -172,6 +180,10 @@ pub(super) async fn run(
         bytes_sent: report.bytes_sent,
         bytes_received: report.bytes_received,
         transcript_hash: hex::encode(outcome.transcript_hash),
+    };
+    Ok(Completed {
+        summary,
+        matches: outcome.matches,
     })
 }
 
@@ -249,6 +261,7 @@ pub(crate) fn refused_before_connecting(
     request: &MatchRequest,
     prepared: &Prepared,
     session_id: [u8; 16],
+    run_id: Option<&str>,
     refusal: Refusal,
 ) -> NodeError {
     let text = format!(
@@ -270,7 +283,7 @@ pub(crate) fn refused_before_connecting(
         &hello,
         our_size,
     );
-    facts.our_dataset(&prepared.reference);
+    facts.our_dataset(&prepared.reference).run_id(run_id);
     node.record_or_warn(AuditEvent::SessionRefused {
         facts: facts.facts(),
         reason: text.clone(),

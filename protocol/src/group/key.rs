@@ -107,6 +107,40 @@ impl BlindingKey {
         (out, halves)
     }
 
+    /// [`BlindingKey::blind_identifiers`] for identifiers already hashed to the group
+    /// (`H(x)` from [`hash_identifier`]): the encoding of `k * P` for each, in input order.
+    /// Several sessions over one set hash it once and blind it once each.
+    pub fn blind_hashed(&self, hashed: &[RistrettoPoint]) -> Vec<[u8; 32]> {
+        let mut out = vec![[0u8; 32]; hashed.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(hashed.par_chunks(CHUNK))
+            .for_each(|(out, points)| {
+                let halves: Vec<RistrettoPoint> = points.iter().map(|p| self.half * p).collect();
+                write_doubled(&halves, out);
+            });
+        out
+    }
+
+    /// [`BlindingKey::blind_identifiers_keeping`] for identifiers already hashed to the
+    /// group: the encodings of `k * P`, and the points `k/2 * P`.
+    pub fn blind_hashed_keeping(
+        &self,
+        hashed: &[RistrettoPoint],
+    ) -> (Vec<[u8; 32]>, Vec<RistrettoPoint>) {
+        let mut out = vec![[0u8; 32]; hashed.len()];
+        let mut halves = vec![RistrettoPoint::default(); hashed.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(halves.par_chunks_mut(CHUNK))
+            .zip(hashed.par_chunks(CHUNK))
+            .for_each(|((out, halves), points)| {
+                for (half, point) in halves.iter_mut().zip(points) {
+                    *half = self.half * point;
+                }
+                write_doubled(halves, out);
+            });
+        (out, halves)
+    }
+
     /// Re-blinds the peer's blinded points as [`BlindingKey::reblind`] does, and also
     /// returns the decoded points, which a proof over the answers needs.
     ///
@@ -279,6 +313,19 @@ mod tests {
             let want = key.multiply(&hash_identifier(*kind, value)).compress();
             assert_eq!(*got, want.to_bytes());
         }
+    }
+
+    #[test]
+    fn blinding_hashed_points_equals_blinding_identifiers() {
+        let key = BlindingKey::random(&mut rng());
+        let owned = items(2 * CHUNK + 7);
+        let hashed: Vec<RistrettoPoint> = owned
+            .iter()
+            .map(|(kind, value)| hash_identifier(*kind, value))
+            .collect();
+        let from_identifiers = key.blind_identifiers_keeping(&borrowed(&owned));
+        assert_eq!(key.blind_hashed(&hashed), from_identifiers.0);
+        assert_eq!(key.blind_hashed_keeping(&hashed), from_identifiers);
     }
 
     #[test]

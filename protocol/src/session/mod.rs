@@ -36,6 +36,7 @@
 //! Treating them as uniform, the chance of any false match between sets of sizes `n` and
 //! `m` is at most `n·m / 2^128`: for 10^9 × 10^9 that is below 3·10^-21.
 
+mod blind;
 pub(crate) mod count;
 mod exchange;
 pub(crate) mod finish;
@@ -50,7 +51,7 @@ pub(crate) mod rounds;
 mod signer;
 
 pub use initiator::{Initiator, InitiatorConfig};
-pub use prepared::{PreparedSet, PreparedSetBuilder};
+pub use prepared::{HASHED_POINT_BYTES, PreparedSet, PreparedSetBuilder};
 pub use responder::{Responder, ResponderConfig};
 pub use signer::KeySigner;
 

@@ -2,8 +2,15 @@
 //! each unique identifier mapped back to every record that holds it.
 //!
 //! Layout is flat (one byte buffer, offset arrays in CSR form) so a million-element
-//! set costs a few dozen bytes per element and no per-element allocation.
+//! set costs a few dozen bytes per element and no per-element allocation. The buffers
+//! are shared between clones, so several sessions run from one set.
 
+use std::sync::Arc;
+
+use curve25519_dalek::ristretto::RistrettoPoint;
+use rayon::prelude::*;
+
+use crate::group::hash_identifier;
 use crate::ident::{IdentKind, Identifier, KindSet};
 
 /// Builds a [`PreparedSet`] from `(record index, identifier)` pairs.
@@ -62,109 +69,201 @@ impl PreparedSetBuilder {
             (a.kind, value(a), a.record).cmp(&(b.kind, value(b), b.record))
         });
 
-        let mut set = PreparedSet {
+        let mut values = Values::default();
+        let mut owners = Owners {
             records,
-            ..PreparedSet::default()
+            ..Owners::default()
         };
         let mut previous: Option<Entry> = None;
         for entry in entries {
             let same = previous.is_some_and(|p| p.kind == entry.kind && value(&p) == value(&entry));
             if !same {
-                set.kinds.push(entry.kind);
-                set.bytes.extend_from_slice(value(&entry));
-                set.value_ends.push(set.bytes.len());
-                set.owner_ends.push(set.owners.len() as u32);
+                owners.kinds.push(entry.kind);
+                values.bytes.extend_from_slice(value(&entry));
+                values.ends.push(values.bytes.len());
+                owners.ends.push(owners.owners.len() as u32);
             }
-            let last_owner = set.owners.last().copied();
+            let last_owner = owners.owners.last().copied();
             if !(same && last_owner == Some(entry.record)) {
-                set.owners.push(entry.record);
-                if let Some(end) = set.owner_ends.last_mut() {
+                owners.owners.push(entry.record);
+                if let Some(end) = owners.ends.last_mut() {
                     *end += 1;
                 }
             }
             previous = Some(entry);
         }
-        set.kinds.shrink_to_fit();
-        set.bytes.shrink_to_fit();
-        set.value_ends.shrink_to_fit();
-        set.owner_ends.shrink_to_fit();
-        set.owners.shrink_to_fit();
-        set
+        values.bytes.shrink_to_fit();
+        values.ends.shrink_to_fit();
+        owners.kinds.shrink_to_fit();
+        owners.ends.shrink_to_fit();
+        owners.owners.shrink_to_fit();
+        PreparedSet {
+            values: Some(Arc::new(values)),
+            owners: Arc::new(owners),
+            hashed: None,
+        }
     }
 }
 
 /// A deduplicated set of identifiers with their owning records.
-#[derive(Default, Clone)]
+///
+/// Cloning is cheap: the buffers are shared, so one set serves any number of sessions
+/// (one `match` against several peers) without a copy per session.
+#[derive(Clone)]
 pub struct PreparedSet {
-    kinds: Vec<u8>,
+    /// The identifier bytes; `None` once a session has blinded every element.
+    values: Option<Arc<Values>>,
+    /// What maps an element back to its kind and records.
+    owners: Arc<Owners>,
+    /// `H(x)` of every element, in element order, when [`PreparedSet::hash_to_group`]
+    /// was called: sessions then blind these instead of hashing again.
+    hashed: Option<Arc<[RistrettoPoint]>>,
+}
+
+/// Identifier bytes in CSR form: element `i` is `bytes[ends[i-1]..ends[i]]`.
+#[derive(Default)]
+struct Values {
     bytes: Vec<u8>,
-    value_ends: Vec<usize>,
-    owner_ends: Vec<u32>,
+    ends: Vec<usize>,
+}
+
+/// Per element its kind code and (CSR) owning records.
+#[derive(Default)]
+struct Owners {
+    kinds: Vec<u8>,
+    ends: Vec<u32>,
     owners: Vec<u32>,
     records: u32,
+}
+
+impl Default for PreparedSet {
+    fn default() -> Self {
+        PreparedSetBuilder::new().build()
+    }
 }
 
 impl PreparedSet {
     /// Number of unique identifiers: the set size declared to the peer.
     pub fn len(&self) -> usize {
-        self.kinds.len()
+        self.owners.kinds.len()
     }
 
     /// True when there is no identifier at all.
     pub fn is_empty(&self) -> bool {
-        self.kinds.is_empty()
+        self.owners.kinds.is_empty()
     }
 
     /// One more than the highest record index added.
     pub fn record_count(&self) -> u32 {
-        self.records
+        self.owners.records
     }
 
     /// The identifier kinds present.
     pub fn kinds(&self) -> KindSet {
         let mut set = KindSet::empty();
         for kind in IdentKind::ALL {
-            if self.kinds.contains(&kind.code()) {
+            if self.owners.kinds.contains(&kind.code()) {
                 set.insert(kind);
             }
         }
         set
     }
 
-    /// Unique identifier `i` as `(kind code, normalised bytes)`, the form hash-to-group takes.
+    /// Hashes every identifier to the group, on all cores, and keeps the points, so
+    /// that every session started from this set (or a clone of it) blinds them without
+    /// hashing again: with several peers in one run, `H(x)` is computed once per
+    /// identifier, not once per peer. Costs [`HASHED_POINT_BYTES`] of memory per element,
+    /// shared by the clones. Does nothing if already done, or if the identifier bytes
+    /// were dropped (a set that has been through a session).
+    pub fn hash_to_group(&mut self) {
+        if self.hashed.is_some() {
+            return;
+        }
+        let Some(values) = self.values.as_ref() else {
+            return;
+        };
+        let owners = &self.owners;
+        let points: Vec<RistrettoPoint> = (0..owners.kinds.len())
+            .into_par_iter()
+            .with_min_len(256)
+            .map(|i| hash_identifier(owners.kinds[i], values.value(i)))
+            .collect();
+        self.hashed = Some(points.into());
+    }
+
+    /// Whether [`PreparedSet::hash_to_group`] has been done.
+    pub fn is_hashed(&self) -> bool {
+        self.hashed.is_some()
+    }
+
+    /// Unique identifier `i` as `(kind code, normalised bytes)`, the form hash-to-group
+    /// takes; empty bytes once the values were dropped (only after every element was
+    /// blinded, so no caller asks then).
     pub(crate) fn element(&self, i: usize) -> (u8, &[u8]) {
-        let start = if i == 0 { 0 } else { self.value_ends[i - 1] };
-        (self.kinds[i], &self.bytes[start..self.value_ends[i]])
+        let value = self.values.as_ref().map_or(&[][..], |v| v.value(i));
+        (self.owners.kinds[i], value)
+    }
+
+    /// `H(x)` of unique identifier `i`, if the set was hashed.
+    pub(crate) fn hashed_point(&self, i: usize) -> Option<&RistrettoPoint> {
+        self.hashed.as_ref().map(|points| &points[i])
     }
 
     /// The kind code of unique identifier `i`.
     pub(crate) fn kind_code(&self, i: usize) -> u8 {
-        self.kinds[i]
+        self.owners.kinds[i]
     }
 
     /// The records holding unique identifier `i`.
     pub(crate) fn owners(&self, i: usize) -> &[u32] {
-        let start = if i == 0 {
-            0
-        } else {
-            self.owner_ends[i - 1] as usize
-        };
-        &self.owners[start..self.owner_ends[i] as usize]
+        let ends = &self.owners.ends;
+        let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+        &self.owners.owners[start..ends[i] as usize]
     }
 
-    /// Drops the identifier bytes once every element has been blinded, keeping only
-    /// what maps results back to records.
+    /// Drops this session's hold on the identifier bytes (and hashed points) once every
+    /// element has been blinded, keeping only what maps results back to records. The
+    /// memory is freed when the last clone lets go.
     pub(crate) fn forget_values(&mut self) {
-        self.bytes = Vec::new();
-        self.value_ends = Vec::new();
+        self.values = None;
+        self.hashed = None;
     }
 
-    /// Approximate heap bytes held.
+    /// Approximate heap bytes held (shared buffers counted in full).
     pub fn heap_bytes(&self) -> usize {
-        self.kinds.capacity()
-            + self.bytes.capacity()
-            + self.value_ends.capacity() * std::mem::size_of::<usize>()
-            + (self.owner_ends.capacity() + self.owners.capacity()) * 4
+        let values = self.values.as_ref().map_or(0, |v| {
+            v.bytes.capacity() + v.ends.capacity() * size_of::<usize>()
+        });
+        let hashed = self
+            .hashed
+            .as_ref()
+            .map_or(0, |points| points.len() * HASHED_POINT_BYTES);
+        let owners = &self.owners;
+        values
+            + hashed
+            + owners.kinds.capacity()
+            + (owners.ends.capacity() + owners.owners.capacity()) * 4
+    }
+}
+
+#[cfg(test)]
+impl PreparedSet {
+    /// The set without its identifier bytes: a session can then only blind from the
+    /// points [`PreparedSet::hash_to_group`] kept (tests of that cache).
+    pub(crate) fn without_values(mut self) -> Self {
+        self.values = None;
+        self
+    }
+}
+
+/// Memory per element of [`PreparedSet::hash_to_group`]'s cache (one group element in
+/// extended coordinates).
+pub const HASHED_POINT_BYTES: usize = size_of::<RistrettoPoint>();
+
+impl Values {
+    fn value(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
     }
 }
 

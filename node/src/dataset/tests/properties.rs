@@ -65,7 +65,7 @@ proptest! {
     fn records_round_trip(records in prop::collection::vec(record(), 0..40)) {
         let mut body = Vec::new();
         for record in &records {
-            store::encode_record(&mut body, record);
+            super::super::codec::encode_record(&mut body, record);
         }
         let bytes = store::encode_file(&meta_for(records.len() as u64), body).unwrap();
         let dataset = store::decode(Path::new("p.bmds"), bytes).unwrap();

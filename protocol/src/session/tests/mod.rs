@@ -5,6 +5,7 @@
 mod attacks;
 mod faults;
 mod modes;
+mod shared;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -171,12 +172,22 @@ fn run_with(
     a_records: &[Vec<Identifier>],
     b_records: &[Vec<Identifier>],
     seed: u64,
+    fault: Fault<'_>,
+) -> Run {
+    run_sets(config, prepare(a_records), prepare(b_records), seed, fault)
+}
+
+/// [`run_with`] from prepared sets.
+fn run_sets(
+    config: InitiatorConfig,
+    a_set: PreparedSet,
+    b_set: PreparedSet,
+    seed: u64,
     mut fault: Fault<'_>,
 ) -> Run {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut a = Initiator::new(config, prepare(a_records), signer(1), &mut rng).expect("valid");
+    let mut a = Initiator::new(config, a_set, signer(1), &mut rng).expect("valid");
     let mut b = responder();
-    let b_set = prepare(b_records);
     let mut wire = Wire::default();
     let mut in_flight: VecDeque<(Dir, Vec<u8>)> = VecDeque::new();
     let mut a_result: Option<Result<Outcome, Error>> = None;

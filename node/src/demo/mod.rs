@@ -1,4 +1,5 @@
-//! `blindmatch demo`: the whole product on one machine, checked against the truth.
+//! `blindmatch demo`: the whole product on one machine, checked against the truth
+//! (with `--parties 3` or more: one run against several providers, see [`parties`]).
 //!
 //! Creates two nodes (an enterprise CRM and a data provider) in a temporary
 //! directory, generates realistic, messy key-person lists with a known overlap,
@@ -18,6 +19,8 @@ use anyhow::{Context, bail, ensure};
 use blindmatch_protocol::audit::{Record, VerifyOptions, cross_check, verify_log_bytes};
 use blindmatch_protocol::wire::OutputMode;
 use clap::Args;
+
+mod parties;
 
 use crate::admin;
 use crate::config::{AllowedMode, PeerAddr, PeerConfig};
@@ -42,6 +45,12 @@ pub struct DemoArgs {
     /// Keep the nodes' data directories here instead of a temporary directory.
     #[arg(long)]
     pub keep: Option<PathBuf>,
+    /// Nodes on this machine: 2 is a CRM and a provider in one session; 3 or more is a
+    /// CRM and parties−1 providers, each its own process, matched in one run (mode both,
+    /// --require all), every pairwise and the N-way result checked against the known
+    /// answer and every pair of audit logs cross-checked.
+    #[arg(long, default_value_t = 2)]
+    pub parties: usize,
 }
 
 /// Runs the demo; prints the report on success.
@@ -62,10 +71,15 @@ pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             temp.path().to_path_buf()
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let report = runtime.block_on(run_in(&root, &args, quiet))?;
+    ensure!(args.parties >= 2, "--parties must be at least 2");
+    let report = if args.parties > 2 {
+        parties::run(&root, &args, quiet)?
+    } else {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(run_in(&root, &args, quiet))?
+    };
     println!("{report}");
     if args.keep.is_some() {
         println!("data kept in {}", root.display());

@@ -16,6 +16,7 @@ use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::traits::Identity;
 use subtle::ConstantTimeEq;
 
+use super::blind::{self, Sources};
 use super::count::{self, Counts, truncate};
 use super::finish::ReceiptContext;
 use super::plan::SendPlan;
@@ -28,6 +29,8 @@ use crate::group::{BlindingKey, decode_points};
 use crate::oprf::PublicKey;
 use crate::transcript::Transcript;
 use crate::wire::{DoubleBytes, Finish, Message, OutputMode, PointBytes, Reblinded};
+
+mod receive;
 
 /// Own rounds that may await the peer's answers at once, when we learn records.
 pub(super) const WINDOW: u64 = 2;
@@ -395,7 +398,16 @@ impl Exchange {
             return false;
         }
         let slots = self.rounds.slots(self.own, k);
-        let (encodings, points) = self.blind_slots(slots.start as usize..slots.end as usize);
+        let (encodings, points) = blind::slots(
+            Sources {
+                set: &self.set,
+                plan: &self.plan,
+                key: &self.key,
+                seed: &self.seed,
+            },
+            slots.start as usize..slots.end as usize,
+            self.expect != ReplyKind::None,
+        );
         match self.expect {
             ReplyKind::InOrder => self.inflight.push_back(Inflight {
                 round: k,
@@ -413,224 +425,6 @@ impl Exchange {
         }
         self.send(&Message::Blinded(encodings));
         true
-    }
-
-    /// Our blinded points for `slots` of the plan (padding as random points), and the
-    /// points themselves when we will need them to check the peer's answers.
-    fn blind_slots(&self, slots: std::ops::Range<usize>) -> (Vec<PointBytes>, Vec<RistrettoPoint>) {
-        let items: Vec<(u8, &[u8])> = slots
-            .clone()
-            .filter_map(|p| self.plan.element(p))
-            .map(|e| self.set.element(e))
-            .collect();
-        let keep = self.expect != ReplyKind::None;
-        let (blinded, halves) = if keep {
-            self.key.blind_identifiers_keeping(&items)
-        } else {
-            (self.key.blind_identifiers(&items), Vec::new())
-        };
-        if blinded.len() == slots.len() && !keep {
-            return (blinded, Vec::new());
-        }
-        let mut encodings = Vec::with_capacity(slots.len());
-        let mut points = Vec::with_capacity(if keep { slots.len() } else { 0 });
-        let mut next = 0;
-        let mut padding = self.seed.stream(&slots.start.to_be_bytes());
-        for position in slots {
-            if self.plan.element(position).is_some() {
-                encodings.push(blinded[next]);
-                if keep {
-                    points.push(halves[next] + halves[next]);
-                }
-                next += 1;
-            } else {
-                let mut uniform = [0u8; 64];
-                for chunk in uniform.chunks_mut(8) {
-                    chunk.copy_from_slice(&padding.next_u64().to_le_bytes());
-                }
-                let point = RistrettoPoint::from_uniform_bytes(&uniform);
-                encodings.push(point.compress().to_bytes());
-                if keep {
-                    points.push(point);
-                }
-            }
-        }
-        (encodings, points)
-    }
-
-    fn on_blinded(&mut self, points: &[PointBytes]) -> Result<(), Error> {
-        let k = self.peer_next;
-        if k >= self.rounds.count() {
-            return Err(PeerMisbehaved::TooManyPoints {
-                declared: self.peer.slots(),
-            }
-            .into());
-        }
-        if self.reply == ReplyKind::InOrder && k >= self.answer_next.saturating_add(WINDOW) {
-            return Err(PeerMisbehaved::UnexpectedMessage {
-                expected: "no round beyond the two our answers allow",
-                got: "Blinded",
-            }
-            .into());
-        }
-        let slots = self.rounds.slots(self.peer, k);
-        check_round_size(k, slots.end - slots.start, points.len())?;
-        match self.reply {
-            ReplyKind::InOrder => {
-                let (answers, decoded) = self.key.reblind_keeping(points)?;
-                if self.expect != ReplyKind::None {
-                    self.peer_double.extend(answers.iter().map(truncate));
-                }
-                let answer = answer_round(
-                    &self.key,
-                    &self.own_commitment,
-                    &self.seed,
-                    k,
-                    points,
-                    &decoded,
-                    answers,
-                )?;
-                self.pending.push_back((k, answer));
-                self.answer_next = self.rounds.next_nonempty(self.peer, k + 1);
-            }
-            ReplyKind::Shuffled => {
-                let (answers, decoded) = self.key.reblind_keeping(points)?;
-                if let Some(shuffled) = self.shuffled.as_mut() {
-                    shuffled.hold(&decoded, &answers);
-                }
-            }
-            ReplyKind::None => {
-                let answers = self.key.reblind(points)?;
-                self.peer_double.extend(answers.iter().map(truncate));
-            }
-        }
-        self.peer_received = slots.end;
-        self.peer_next = self.rounds.next_nonempty(self.peer, k + 1);
-        if self.peer_next >= self.rounds.count() {
-            self.seal_shuffled();
-        }
-        Ok(())
-    }
-
-    /// Once the peer's whole set is in: our own values for counting, then the shuffle.
-    fn seal_shuffled(&mut self) {
-        let Some(shuffled) = self.shuffled.as_mut() else {
-            return;
-        };
-        if self.peer_double.is_empty() {
-            self.peer_double = shuffled.held().iter().map(truncate).collect();
-        }
-        shuffled.seal(self.peer, &self.seed);
-    }
-
-    fn on_reblinded(&mut self, answer: Reblinded) -> Result<(), Error> {
-        if self.expect != ReplyKind::InOrder {
-            return Err(PeerMisbehaved::UnexpectedMessage {
-                expected: "no Reblinded (this side does not learn records in this mode)",
-                got: "Reblinded",
-            }
-            .into());
-        }
-        let Some(round) = self.inflight.front() else {
-            return Err(PeerMisbehaved::TooManyPoints {
-                declared: self.own_sent,
-            }
-            .into());
-        };
-        check_round_size(
-            round.round,
-            round.encodings.len() as u64,
-            answer.points.len(),
-        )?;
-        let decoded = decode_points(&answer.points)?;
-        check(
-            &self.peer_commitment,
-            &round.points,
-            &round.encodings,
-            &decoded,
-            &answer.points,
-            &answer.proof,
-        )?;
-        let k = round.round;
-        self.inflight.pop_front();
-        self.own_double.extend(answer.points.iter().map(truncate));
-        self.replies_received += answer.points.len() as u64;
-        self.answered_next = self.rounds.next_nonempty(self.own, k + 1);
-        Ok(())
-    }
-
-    fn on_shuffled(&mut self, points: &[PointBytes]) -> Result<(), Error> {
-        let k = self.answered_next;
-        if self.expect != ReplyKind::Shuffled
-            || self.own_next < self.rounds.count()
-            || k >= self.rounds.count()
-        {
-            return Err(PeerMisbehaved::UnexpectedMessage {
-                expected: "Shuffled only in cardinality mode, after our whole set, once per round",
-                got: "Shuffled",
-            }
-            .into());
-        }
-        let slots = self.rounds.slots(self.own, k);
-        check_round_size(k, slots.end - slots.start, points.len())?;
-        let decoded = decode_points(points)?;
-        self.shuffled_sum += decoded.iter().sum::<RistrettoPoint>();
-        self.own_double.extend(points.iter().map(truncate));
-        self.replies_received += points.len() as u64;
-        self.answered_next = self.rounds.next_nonempty(self.own, k + 1);
-        Ok(())
-    }
-
-    fn on_sum_proof(&mut self, proof: &[u8; 64]) -> Result<(), Error> {
-        if self.expect != ReplyKind::Shuffled
-            || self.answered_next < self.rounds.count()
-            || self.sum_proof_checked
-            || self.own.slots() == 0
-        {
-            return Err(PeerMisbehaved::UnexpectedMessage {
-                expected: "one SumProof after the whole shuffled reply",
-                got: "SumProof",
-            }
-            .into());
-        }
-        let c = self.own_sum;
-        let d = self.shuffled_sum;
-        check(
-            &self.peer_commitment,
-            &[c],
-            &[c.compress().to_bytes()],
-            &[d],
-            &[d.compress().to_bytes()],
-            proof,
-        )?;
-        self.sum_proof_checked = true;
-        Ok(())
-    }
-
-    fn on_finish(&mut self, finish: Box<Finish>) -> Result<(), Error> {
-        if self.peer_finish.is_some() {
-            return Err(PeerMisbehaved::UnexpectedMessage {
-                expected: "nothing after Finish",
-                got: "a second Finish",
-            }
-            .into());
-        }
-        if self.peer_received != self.peer.slots() {
-            return Err(PeerMisbehaved::TooFewPoints {
-                declared: self.peer.slots(),
-                received: self.peer_received,
-            }
-            .into());
-        }
-        if !self.answers_complete() {
-            return Err(PeerMisbehaved::TooFewPoints {
-                declared: self.own.slots(),
-                received: self.replies_received,
-            }
-            .into());
-        }
-        self.peer_finish = Some(finish);
-        Ok(())
     }
 
     /// Whether every answer the peer owes us arrived and checked out.
@@ -700,19 +494,6 @@ impl Exchange {
         self.transcript.sent(&frame);
         self.outbox.push_back(frame);
     }
-}
-
-/// A round must carry exactly the slots the schedule gives it.
-fn check_round_size(round: u64, expected: u64, got: usize) -> Result<(), Error> {
-    if got as u64 == expected {
-        return Ok(());
-    }
-    Err(PeerMisbehaved::WrongRoundSize {
-        round,
-        expected,
-        got: got as u64,
-    }
-    .into())
 }
 
 /// Most peer values reserved for up front (16 Mi values): see `Exchange::new`.
