@@ -334,3 +334,31 @@ fn the_systemd_unit_is_valid() {
         String::from_utf8_lossy(&verified.stderr)
     );
 }
+
+/// `deploy/Dockerfile` (not built here: no image registry is reachable) runs `serve` as
+/// a non-root user on a data volume, with a command line `blindmatch` accepts.
+#[test]
+fn the_container_image_runs_serve_unprivileged() {
+    let dockerfile =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/Dockerfile"))
+            .expect("deploy/Dockerfile");
+    for line in [
+        "USER blindmatch",
+        "ENV BLINDMATCH_DATA_DIR=/data",
+        "VOLUME [\"/data\"]",
+        "EXPOSE 7447/udp",
+        "ENTRYPOINT [\"blindmatch\"]",
+    ] {
+        assert!(dockerfile.lines().any(|l| l == line), "missing `{line}`");
+    }
+    let cmd = dockerfile
+        .lines()
+        .find_map(|line| line.strip_prefix("CMD "))
+        .expect("a CMD");
+    let args: Vec<String> = serde_json::from_str(cmd).expect("CMD in exec form");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let root = tempfile::tempdir().expect("tempdir");
+    let (ok, _, stderr) = support::process::blindmatch(&root.path().join("none"), &args);
+    assert!(!ok, "serve ran without a node");
+    assert!(stderr.contains("no identity found"), "{stderr}");
+}
