@@ -558,7 +558,7 @@ fn serve_prints_one_line_per_session_outcome() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let lines = loop {
         let lines = server.stderr_lines();
-        if lines.iter().any(|l| l.contains(" refused (")) || Instant::now() > deadline {
+        if lines.iter().any(|l| l.contains("session refused")) || Instant::now() > deadline {
             break lines;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -576,13 +576,13 @@ fn serve_prints_one_line_per_session_outcome() {
         "{text}"
     );
     assert_eq!(
-        one("session with acme refused (mode-not-allowed): mode responder"),
+        one("session refused for acme (mode-not-allowed): mode responder"),
         1,
         "{text}"
     );
     assert_eq!(
         one(
-            "session with acme completed: mode initiator, our set 20 identifiers, theirs 10; we learn no matches in this mode"
+            "session completed with acme: mode initiator, our set 20 identifiers, theirs 10; we learn no matches in this mode"
         ),
         1,
         "{text}"

@@ -1,5 +1,6 @@
 //! One line per session outcome, for whoever watches `serve`: requested, refused,
-//! completed (with the result file, if any) and aborted.
+//! completed (with the result file, if any) and aborted, each starting with "session
+//! <outcome>" (or "index session <outcome>") so that a log can be searched for them.
 //!
 //! The lines go to tracing under [`TARGET`], which `serve` shows at its default
 //! verbosity (`-q` hides them) while other commands do not. They carry the peer's name
@@ -47,7 +48,7 @@ pub(super) fn requested(kind: Kind, peer: &str, mode: OutputMode, peer_size: u64
 pub(super) fn refused(kind: Kind, peer: &str, mode: OutputMode, reason: RejectReason) {
     tracing::info!(
         target: TARGET,
-        "{} with {peer} refused ({}): mode {mode}",
+        "{} refused for {peer} ({}): mode {mode}",
         kind.name(),
         reason.name()
     );
@@ -88,7 +89,7 @@ pub(super) fn completed(done: &Completed<'_>) {
     });
     tracing::info!(
         target: TARGET,
-        "{} with {} completed: mode {}, our set {} identifiers, theirs {}; {matched}; {:.2} s{results}",
+        "{} completed with {}: mode {}, our set {} identifiers, theirs {}; {matched}; {:.2} s{results}",
         done.kind.name(),
         done.peer,
         done.mode,
@@ -110,7 +111,7 @@ pub(super) fn aborted(
 ) {
     tracing::warn!(
         target: TARGET,
-        "{} with {peer} aborted ({code}) after {:.2} s: mode {mode}; {}",
+        "{} aborted with {peer} ({code}) after {:.2} s: mode {mode}; {}",
         kind.name(),
         duration.as_secs_f64(),
         printable(why),
