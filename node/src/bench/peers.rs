@@ -143,8 +143,9 @@ pub fn run(args: &BenchArgs, peers: usize, root: &Path) -> anyhow::Result<()> {
     let (mut sequential_wall, mut sequential_own_cpu) = (Duration::ZERO, 0.0);
     let before = providers_cpu(&servers);
     for name in &names {
+        // Each session replaces the previous one's file (--force): only its time counts.
         #[rustfmt::skip]
-        let done = ours.run(&["match", "--peer", name, "--dataset", "ours", "--purpose", "bench", "--mode", args.mode.name(), "--out", &root.join("one.csv").to_string_lossy()])?;
+        let done = ours.run(&["match", "--peer", name, "--dataset", "ours", "--purpose", "bench", "--mode", args.mode.name(), "--out", &root.join("one.csv").to_string_lossy(), "--force"])?;
         sequential_wall += done.wall;
         sequential_own_cpu += done.stats.cpu_s;
     }
