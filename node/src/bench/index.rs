@@ -160,7 +160,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let out = root.join("matches.csv");
     let out_arg = out.to_string_lossy();
     #[rustfmt::skip]
-    let match_args = ["match", "--peer", "provider", "--dataset", "crm", "--purpose", "bench", "--via-index", "--out", &out_arg];
+    let match_args = ["match", "--peer", "provider", "--dataset", "crm", "--purpose", "bench", "--via-index", "--out", &out_arg, "--force"];
     client_party.run(&match_args)?;
     let first = client_party.last_completed_session()?;
     say("second match (index cached)");

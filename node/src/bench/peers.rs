@@ -144,7 +144,7 @@ pub fn run(args: &BenchArgs, peers: usize, root: &Path) -> anyhow::Result<()> {
     let before = providers_cpu(&servers);
     for name in &names {
         #[rustfmt::skip]
-        let done = ours.run(&["match", "--peer", name, "--dataset", "ours", "--purpose", "bench", "--mode", args.mode.name(), "--out", &root.join("one.csv").to_string_lossy()])?;
+        let done = ours.run(&["match", "--peer", name, "--dataset", "ours", "--purpose", "bench", "--mode", args.mode.name(), "--out", &root.join("one.csv").to_string_lossy(), "--force"])?;
         sequential_wall += done.wall;
         sequential_own_cpu += done.stats.cpu_s;
     }
